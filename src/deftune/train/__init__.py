@@ -1,0 +1,1 @@
+"""Training: methods and the configured Hugging Face Trainer."""

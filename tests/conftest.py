@@ -1,0 +1,30 @@
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Every test session converts models into its own cache, never the user's."""
+    os.environ["DEFTUNE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    yield
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from deftune.testing import embedded_tokenizer
+
+    tok = embedded_tokenizer()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tokenizer):
+    """A folder with a tiny random Llama model and the SmolLM2 tokenizer."""
+    from deftune.testing import tiny_model_dir
+
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny") / "model", tokenizer=tokenizer)
+

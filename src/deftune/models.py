@@ -117,21 +117,37 @@ def load_tokenizer(resolved: ResolvedSpec, *, revision: str | None = None, trust
     return tokenizer
 
 
+def _four_bit_config():
+    """bitsandbytes NF4 quantisation for QLoRA; a clear error where CUDA or bitsandbytes is missing."""
+    import importlib.util
+
+    if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("method qlora needs a CUDA GPU and the bitsandbytes package (pip install bitsandbytes); "
+                         "use method.name=lora here", field="method.name")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
 def load_model(resolved: ResolvedSpec, *, dtype: str = "float32", revision: str | None = None,
-               trust_remote_code: bool = False):
+               trust_remote_code: bool = False, quantize_4bit: bool = False):
     from transformers import AutoModelForCausalLM
 
+    quantization = _four_bit_config() if quantize_4bit else None
     try:
         return AutoModelForCausalLM.from_pretrained(
             resolved.location, revision=revision, dtype=DTYPES[dtype], use_safetensors=True,
-            trust_remote_code=trust_remote_code)
+            trust_remote_code=trust_remote_code, quantization_config=quantization)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model '{resolved.spec}': {exc}", field="model.spec") from None
 
 
-def load(spec: str, *, dtype: str = "float32", revision: str | None = None, trust_remote_code: bool = False):
-    """Resolve a spec and return (model, tokenizer)."""
+def load(spec: str, *, dtype: str = "float32", revision: str | None = None, trust_remote_code: bool = False,
+         quantize_4bit: bool = False):
+    """Resolve a spec and return (model, tokenizer); `quantize_4bit` loads the weights in NF4 (QLoRA)."""
     resolved = resolve(spec)
     tokenizer = load_tokenizer(resolved, revision=revision, trust_remote_code=trust_remote_code)
-    model = load_model(resolved, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code)
+    model = load_model(resolved, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code,
+                       quantize_4bit=quantize_4bit)
     return model, tokenizer

@@ -28,7 +28,7 @@ def test_lora_run_lands_peft_adapter_and_loss_decreases(tmp_path, tiny_model):
     from transformers import AutoModelForCausalLM
 
     cfg = _config(tmp_path, tiny_model, "training.max_steps=30", "training.learning_rate=3e-2",
-                  "training.batch_size=4", "training.warmup_ratio=0")
+                  "training.batch_size=4", "training.warmup=0")
     result = train(cfg, quiet=True)
     run_dir = tmp_path / "runs" / "r"
     assert result.run_dir == str(run_dir) and result.steps == 30

@@ -1,11 +1,17 @@
-"""Fine-tuning methods: which weights are trained, and how the result is saved."""
+"""Fine-tuning methods — which weights are trained, and how the result is saved:
+full | lora | dora | qlora (PEFT LoRA variants) | prefix (PEFT prefix tuning) | adapter (our bottleneck adapters)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..config import MethodConfig
+from ..config import DropoutConfig, MethodConfig
 from ..errors import ConfigError
+from . import adapters
+from .regularize import target_lora_dropout
+
+PEFT_METHODS = ("lora", "dora", "qlora", "prefix")
 
 
 @dataclass
@@ -22,23 +28,60 @@ class ParameterCount:
 
 
 def count_parameters(model) -> ParameterCount:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return ParameterCount(trainable, sum(p.numel() for p in model.parameters()))
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel() * (2 if p.__class__.__name__ == "Params4bit" else 1)  # 4-bit weights pack two per byte
+        total += n
+        trainable += n if p.requires_grad else 0
+    return ParameterCount(trainable, total)
 
 
-def apply(model, cfg: MethodConfig):
+def apply(model, cfg: MethodConfig, dropout: DropoutConfig = DropoutConfig()):
     """Prepare `model` for the configured method and return the model to train."""
     if cfg.name == "full":
         for param in model.parameters():
             param.requires_grad_(True)
         return model
-    if cfg.name == "lora":
-        from peft import LoraConfig, get_peft_model
+    if cfg.name == "adapter":
+        return adapters.add_adapters(model, adapters.AdapterConfig(
+            reduction_factor=cfg.adapter.reduction_factor, nonlinearity=cfg.adapter.nonlinearity,
+            attention_dropout=dropout.attention_modules, mlp_dropout=dropout.mlp_modules))
+    from peft import LoraConfig, PrefixTuningConfig, get_peft_model, prepare_model_for_kbit_training
 
-        lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                          target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-        try:
-            return get_peft_model(model, lora)
-        except ValueError as exc:  # e.g. target modules not found in this architecture
-            raise ConfigError(f"method.lora: {exc}") from None
-    raise ConfigError(f"method.name: unknown method {cfg.name!r}")
+    if cfg.name == "prefix":
+        peft_config = PrefixTuningConfig(num_virtual_tokens=cfg.prefix.num_virtual_tokens, task_type="CAUSAL_LM")
+    else:
+        if cfg.name == "qlora":
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=dropout.attention_modules,
+                                 target_modules=cfg.lora.target_modules, use_dora=cfg.name == "dora",
+                                 task_type="CAUSAL_LM")
+    try:
+        peft_model = get_peft_model(model, peft_config)
+    except ValueError as exc:  # e.g. target modules not found in this architecture
+        raise ConfigError(f"method.{cfg.name}: {exc}") from None
+    if cfg.name != "prefix":
+        target_lora_dropout(peft_model, dropout)
+    return peft_model
+
+
+def save(model, cfg: MethodConfig, train_dir: Path) -> Path:
+    """Save the trained result: PEFT adapter folder, bottleneck adapter folder, or the full model."""
+    if cfg.name == "full":
+        target = train_dir / "model"
+        model.save_pretrained(target, safe_serialization=True)
+    elif cfg.name == "adapter":
+        target = adapters.save_adapters(model, train_dir / "adapter")
+    else:
+        target = train_dir / "adapter"
+        model.save_pretrained(target, safe_serialization=True)
+    return target
+
+
+def load_onto(base_model, adapter_dir: Path):
+    """Put a saved adapter (PEFT's or our bottleneck adapter) onto its base model, for inference."""
+    if adapters.is_adapter_dir(adapter_dir):
+        return adapters.load_adapters(base_model, adapter_dir)
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base_model, adapter_dir)

@@ -1,28 +1,52 @@
-"""Fine-tuning through the Hugging Face Trainer, configured by deftune: pre-rendered examples with loss masks,
-the configured method, per-step metrics in metrics.jsonl, the result saved in Hugging Face formats."""
+"""The careful-training engine: one Hugging Face Trainer, configured by deftune.
+
+What deftune adds to the stock loop, each a small override or callback:
+- token-budget batches of similar-length examples (`batching`), shuffled at the batch level each epoch;
+- the loss computed only at trained positions (the vocabulary projection is skipped elsewhere), normalised by the
+  number of trained tokens across gradient accumulation and data-parallel ranks;
+- L2-SP toward the pretrained weights for fully trained matrices, ordinary decay for adapter parameters;
+- dropout targeted at attention; WSD learning-rate phases;
+- early stopping on a composite validation score, best checkpoint restored;
+- a NaN/inf guard, checkpoints marked complete only once fully written, exact resume;
+- per-step metrics.jsonl: loss, learning rate, phase, tokens/s, padding share, peak memory, grad norm.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
+import resource
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .. import data, models, runs
 from ..config import Config
 from ..data.render import IGNORE, Rendered
-from . import methods
+from ..errors import DeftuneError, RunError
+from . import methods, schedule
+from .batching import TokenBudgetBatchSampler
+from .regularize import L2SP, set_attention_dropout
+from .stopping import Composite
 
 log = logging.getLogger(__name__)
+
+COMPLETE = "deftune-complete.json"  # written last into a checkpoint folder: the checkpoint is whole
+
+
+class TrainingDiverged(DeftuneError):
+    """The loss became NaN or infinite."""
 
 
 @dataclass
 class TrainResult:
     run_dir: str
-    output_dir: str  # the adapter (PEFT format) or the full model (safetensors)
+    output_dir: str  # the adapter (PEFT-style folder) or the full model (safetensors)
     method: str
     examples: dict[str, int]
     dropped_too_long: dict[str, int]
@@ -34,6 +58,8 @@ class TrainResult:
     last_loss: float | None
     validation_loss: float | None
     seconds: float
+    batching: dict = field(default_factory=dict)
+    early_stopping: dict = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -59,6 +85,299 @@ class Collator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def trained_position_loss(model, inputs: dict, num_items: torch.Tensor | int | None) -> tuple[torch.Tensor, int]:
+    """Sum of token cross-entropies at trained positions divided by `num_items` (default: this batch's count).
+
+    The model's vocabulary projection runs only at positions where some row's next token is trained
+    (`logits_to_keep` with explicit positions), which for answers of a few tokens skips most of its cost."""
+    labels = inputs["labels"]
+    targets = labels[:, 1:]
+    keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
+    model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+    logits = model(**model_inputs, logits_to_keep=keep, use_cache=False).logits
+    targets = targets[:, keep]
+    total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                            ignore_index=IGNORE, reduction="sum")
+    count = int((targets != IGNORE).sum())
+    return total / (num_items if num_items is not None else max(count, 1)), count
+
+
+def _careful_trainer_class():
+    from transformers import Trainer
+
+    class CarefulTrainer(Trainer):
+        """transformers.Trainer with deftune's batching, loss, regularisation, schedule and validation."""
+
+        def __init__(self, *args, cfg: Config, lengths: list[int], l2sp: L2SP | None, composite: Composite,
+                     renderer, task_records, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.cfg, self.lengths, self.l2sp, self.composite = cfg, lengths, l2sp, composite
+            self.renderer, self.task_records = renderer, task_records
+            self.loss_is_scaled_for_ga = True  # compute_loss normalises over the accumulated batch itself
+            self.counters = {"computed": 0, "real": 0, "trained": 0}
+            self.last_log = time.monotonic()
+            self.phases: schedule.Phases | None = None
+
+        # ---- batches -------------------------------------------------------------------------------------
+        def get_train_dataloader(self):
+            if self.cfg.training.batching != "token_budget":
+                return super().get_train_dataloader()
+            from torch.utils.data import DataLoader
+
+            sampler = TokenBudgetBatchSampler(self.lengths, self.cfg.training.max_tokens, seed=self.args.seed,
+                                              rank=self.args.process_index, world_size=self.args.world_size)
+            loader = self.accelerator.prepare(DataLoader(self.train_dataset, batch_sampler=sampler,
+                                                         collate_fn=self.data_collator, num_workers=0))
+            # The sampler already gives each rank its own batches: make accelerate's sharding a passthrough.
+            prepared = getattr(loader, "batch_sampler", None)
+            if prepared is not None and getattr(prepared, "batch_sampler", None) is sampler:
+                prepared.num_processes, prepared.process_index = 1, 0
+            return loader
+
+        # ---- loss ----------------------------------------------------------------------------------------
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss, count = trained_position_loss(model, inputs, num_items_in_batch)
+            if model.training:
+                if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+                    loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
+                if self.l2sp:
+                    loss = loss + self.l2sp.penalty() / self.current_gradient_accumulation_steps
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the loss became {loss.item()} at step {self.state.global_step + 1}; training stopped. "
+                        f"Last good checkpoint: {latest_checkpoint(Path(self.args.output_dir)) or 'none'}. "
+                        "Lower training.learning_rate, or check the data, and resume with --resume.")
+                mask = inputs["attention_mask"]
+                self.counters["computed"] += mask.numel()
+                self.counters["real"] += int(mask.sum())
+                self.counters["trained"] += count
+            return (loss, {}) if return_outputs else loss  # validation needs the loss only
+
+        # ---- optimizer and schedule ---------------------------------------------------------------------
+        def create_optimizer(self, model=None):
+            if self.optimizer is None:
+                anchored = {id(p) for p in self.l2sp.params.values()} if self.l2sp else set()
+                decay, no_decay = [], []
+                plain = self.cfg.training.regularization == "plain"
+                for p in (model or self.model).parameters():
+                    if not p.requires_grad:
+                        continue
+                    # Norms and biases never decay; L2-SP replaces decay for anchored (fully trained) weights.
+                    (decay if p.ndim >= 2 and (plain or id(p) not in anchored) else no_decay).append(p)
+                groups = [{"params": decay, "weight_decay": self.cfg.training.weight_decay},
+                          {"params": no_decay, "weight_decay": 0.0}]
+                cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model or self.model)
+                self.optimizer = cls([g for g in groups if g["params"]], **kwargs)
+            return self.optimizer
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lr_scheduler is None:
+                self.phases = schedule.Phases.of(self.cfg.training, num_training_steps)
+                self.lr_scheduler = schedule.create(optimizer or self.optimizer, self.cfg.training,
+                                                    num_training_steps)
+            return self.lr_scheduler
+
+        # ---- logging -------------------------------------------------------------------------------------
+        def log(self, logs, start_time=None):
+            if "loss" in logs:
+                now = time.monotonic()
+                elapsed = max(now - self.last_log, 1e-9)
+                c = self.counters
+                logs.update({
+                    "phase": self.phases.phase(max(self.state.global_step - 1, 0)) if self.phases else None,
+                    "tokens_per_s": c["computed"] / elapsed, "useful_tokens_per_s": c["real"] / elapsed,
+                    "trained_tokens": c["trained"],
+                    "padding_share": 1 - c["real"] / c["computed"] if c["computed"] else 0.0,
+                    "peak_memory_mb": peak_memory_mb(),
+                })
+                self.counters = {k: 0 for k in c}
+                self.last_log = now
+            super().log(logs, start_time)
+
+        # ---- validation ----------------------------------------------------------------------------------
+        def evaluation_loop(self, *args, **kwargs):
+            output = super().evaluation_loop(*args, **kwargs)
+            prefix = kwargs.get("metric_key_prefix", "eval")
+            loss = output.metrics.get(f"{prefix}_loss")
+            if loss is not None and self.model is not None:
+                model = self.accelerator.unwrap_model(self.model)
+                terms = self.composite.terms(model, loss, self.renderer, self.task_records)
+                output.metrics.update({f"{prefix}_{k}": v for k, v in terms.items() if k != "loss"})
+            return output
+
+        # ---- checkpoints ---------------------------------------------------------------------------------
+        def _save_checkpoint(self, model, trial):
+            super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+                runs.write_json(folder / COMPLETE, {"step": self.state.global_step})
+
+    return CarefulTrainer
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process so far: CUDA allocations on GPU, resident set size on CPU."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint that was completely written (partial ones from a crash are ignored)."""
+    done = [p.parent for p in folder.glob(f"checkpoint-*/{COMPLETE}")]
+    return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def _accumulation(cfg: Config, world_size: int) -> int:
+    t = cfg.training
+    if t.effective_batch_tokens is None:
+        return t.gradient_accumulation
+    per_step = (t.max_tokens if t.batching == "token_budget" else t.batch_size * cfg.data.max_length) * world_size
+    return max(1, math.ceil(t.effective_batch_tokens / per_step))
+
+
+def _eval_steps(cfg: Config, n_train: int, world_size: int) -> int:
+    """Configured, else about five evaluations per run (estimated from the data size)."""
+    t = cfg.training
+    if t.eval_steps:
+        return t.eval_steps
+    if t.max_steps > 0:
+        return max(1, t.max_steps // 5)
+    per_batch = t.max_tokens / cfg.data.max_length * 2 if t.batching == "token_budget" else t.batch_size
+    steps = t.epochs * n_train / max(per_batch, 1) / world_size / _accumulation(cfg, world_size)
+    return max(1, int(steps // 5))
+
+
+def _training_args(cfg: Config, out: Path, has_validation: bool, n_train: int, quiet: bool):
+    from transformers import TrainingArguments
+
+    t = cfg.training
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
+    eval_steps = _eval_steps(cfg, n_train, world)
+    evaluate = has_validation
+    stop = evaluate and t.early_stopping.enabled
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=cfg.evaluation.batch_size,
+        gradient_accumulation_steps=_accumulation(cfg, world), max_grad_norm=t.max_grad_norm,
+        bf16=t.bf16, fp16=t.fp16, activation_checkpointing=t.gradient_checkpointing,
+        use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=torch.cuda.is_available(),
+        logging_steps=t.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if evaluate else "no", eval_steps=eval_steps,
+        save_strategy="steps", save_steps=eval_steps, save_total_limit=t.save_total_limit,
+        load_best_model_at_end=stop, metric_for_best_model="composite" if stop else None,
+        greater_is_better=True if stop else None, prediction_loss_only=True,
+        report_to=list(t.report_to), seed=cfg.run.seed, data_seed=cfg.run.seed,
+        remove_unused_columns=False, disable_tqdm=quiet, dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
+    )
+
+
+def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: bool = False,
+          retention_drop=None) -> TrainResult:
+    """Fine-tune `cfg.model` on `cfg.data` with `cfg.method`; artifacts go to <run>/train/.
+
+    With `resume`, continue the named run from its last complete checkpoint. `retention_drop` (model → drop
+    versus the base model) adds the retention term to the composite validation score."""
+    from transformers import EarlyStoppingCallback, set_seed
+
+    started = time.monotonic()
+    set_seed(cfg.run.seed)
+    if resume and not cfg.run.name:
+        raise RunError("--resume needs run.name: the run to continue")
+    run_dir = runs.prepare(cfg, "train", overwrite=overwrite or resume)
+    out = run_dir / "train"
+    checkpoint = latest_checkpoint(out / "checkpoints") if resume else None
+    if resume and checkpoint is None:
+        raise RunError(f"{out / 'checkpoints'}: no complete checkpoint to resume from")
+    metrics_path = out / "metrics.jsonl"
+    if not resume:
+        metrics_path.unlink(missing_ok=True)
+
+    splits = data.load_splits(cfg.data, cfg.run.seed)
+    runs.write_json(run_dir / "data" / "split.json",
+                    {name: [r.id for r in ds.records] for name, ds in splits.items()})
+    model, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
+                                   trust_remote_code=cfg.model.trust_remote_code,
+                                   quantize_4bit=cfg.method.name == "qlora")
+    renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
+    train_set, train_stats = renderer.render_all(splits["train"].records)
+    val_set, val_stats = renderer.render_all(splits["validation"].records) if len(splits["validation"]) else ([], None)
+
+    set_attention_dropout(model, cfg.training.dropout.attention_probs)
+    base_params = {id(p) for p in model.parameters()}
+    model = methods.apply(model, cfg.method, cfg.training.dropout)
+    if cfg.training.gradient_checkpointing:
+        model.enable_input_require_grads()
+    counts = methods.count_parameters(model)
+    l2sp = None
+    if cfg.training.regularization == "l2sp":
+        l2sp = L2SP([(n, p) for n, p in model.named_parameters() if id(p) in base_params], cfg.training.l2sp)
+    composite = Composite(cfg.training.early_stopping, retention_drop)
+    kept_ids = {r.id for r in val_set}
+    task_records = [r for r in splits["validation"].records
+                    if r.id in kept_ids][:cfg.training.early_stopping.task_examples]
+
+    args = _training_args(cfg, out, bool(val_set), len(train_set), quiet)
+    callbacks = [_metrics_callback(metrics_path)]
+    if args.load_best_model_at_end:
+        es = cfg.training.early_stopping
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=es.patience,
+                                               early_stopping_threshold=es.min_delta))
+    log.info("method %s: %s", cfg.method.name, counts)
+    log.info("training on %d examples (%d validation), max length %d tokens, %s; composite weights %s",
+             len(train_set), len(val_set), cfg.data.max_length,
+             f"token budget {cfg.training.max_tokens}" if cfg.training.batching == "token_budget"
+             else f"batch size {cfg.training.batch_size}", composite.weights())
+
+    trainer = _careful_trainer_class()(
+        model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
+        data_collator=Collator(tokenizer.pad_token_id), callbacks=callbacks, cfg=cfg,
+        lengths=[len(r) for r in train_set], l2sp=l2sp, composite=composite, renderer=renderer,
+        task_records=task_records)
+    if trainer.args.process_index == 0:
+        _append(metrics_path, {"event": "start", "method": cfg.method.name, "parameters": asdict(counts) | {
+            "share": counts.share}, "composite_weights": composite.weights(), "resumed_from": str(checkpoint or "")})
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    final = trainer.evaluate() if val_set else {}
+
+    output_dir = methods.save(trainer.accelerator.unwrap_model(trainer.model), cfg.method, out)
+    tokenizer.save_pretrained(output_dir)
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    losses = [row["loss"] for row in rows if "loss" in row]
+    result = TrainResult(
+        run_dir=str(run_dir), output_dir=str(output_dir), method=cfg.method.name,
+        examples={"train": len(train_set), "validation": len(val_set), "test": len(splits["test"])},
+        dropped_too_long={"train": len(train_stats.too_long),
+                          "validation": len(val_stats.too_long) if val_stats else 0},
+        max_length=cfg.data.max_length, epochs=cfg.training.epochs, steps=trainer.state.global_step,
+        parameters={"trainable": counts.trainable, "total": counts.total, "trainable_share": counts.share},
+        first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
+        validation_loss=final.get("eval_loss"), seconds=round(time.monotonic() - started, 1),
+        batching={"mode": cfg.training.batching, "max_tokens": cfg.training.max_tokens,
+                  "gradient_accumulation": args.gradient_accumulation_steps,
+                  "padding_share": _mean([r["padding_share"] for r in rows if "padding_share" in r])},
+        early_stopping={"weights": composite.weights(), "best_step": trainer.state.best_global_step,
+                        "best_composite": trainer.state.best_metric, "final": {k: v for k, v in final.items()
+                                                                             if k.startswith("eval_")}},
+        tokens={"train_total": train_stats.total_tokens, "train_trained": train_stats.trained_tokens},
+    )
+    if trainer.args.process_index == 0:
+        runs.write_json(out / "result.json", result.to_json())
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _append(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, default=str) + "\n")
+
+
 def _metrics_callback(path: Path):
     from transformers import TrainerCallback
 
@@ -69,82 +388,8 @@ def _metrics_callback(path: Path):
             self.start = time.monotonic()
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs:
-                return
-            row = {"step": state.global_step, "epoch": state.epoch,
-                   "elapsed_s": round(time.monotonic() - self.start, 3), **logs}
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
+            if state.is_world_process_zero and logs:
+                _append(path, {"step": state.global_step, "epoch": state.epoch,
+                               "elapsed_s": round(time.monotonic() - self.start, 3), **logs})
 
     return MetricsLog()
-
-
-def _training_args(cfg: Config, output_dir: Path, has_validation: bool, quiet: bool):
-    from transformers import TrainingArguments
-
-    t = cfg.training
-    return TrainingArguments(
-        output_dir=str(output_dir / "checkpoints"),
-        num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
-        lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay,
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=cfg.evaluation.batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation, max_grad_norm=t.max_grad_norm,
-        bf16=t.bf16, activation_checkpointing=t.gradient_checkpointing,
-        use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=torch.cuda.is_available(),
-        logging_steps=t.logging_steps, logging_first_step=True,
-        eval_strategy="steps" if (has_validation and t.eval_steps) else "no", eval_steps=t.eval_steps,
-        save_strategy="no", report_to=[], seed=cfg.run.seed, data_seed=cfg.run.seed,
-        remove_unused_columns=False, disable_tqdm=quiet, dataloader_num_workers=0,
-    )
-
-
-def train(cfg: Config, *, overwrite: bool = False, quiet: bool = False) -> TrainResult:
-    """Fine-tune `cfg.model` on `cfg.data` with `cfg.method`; artifacts go to <run>/train/."""
-    from transformers import Trainer, set_seed
-
-    started = time.monotonic()
-    set_seed(cfg.run.seed)
-    run_dir = runs.prepare(cfg, "train", overwrite=overwrite)
-    out = run_dir / "train"
-    metrics_path = out / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
-
-    splits = data.load_splits(cfg.data, cfg.run.seed)
-    runs.write_json(run_dir / "data" / "split.json",
-                    {name: [r.id for r in ds.records] for name, ds in splits.items()})
-    model, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
-                                   trust_remote_code=cfg.model.trust_remote_code)
-    renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
-    train_set, train_stats = renderer.render_all(splits["train"].records)
-    val_set, val_stats = renderer.render_all(splits["validation"].records) if len(splits["validation"]) else ([], None)
-
-    model = methods.apply(model, cfg.method)
-    if cfg.training.gradient_checkpointing:
-        model.enable_input_require_grads()
-    counts = methods.count_parameters(model)
-    log.info("method %s: %s", cfg.method.name, counts)
-
-    trainer = Trainer(model=model, args=_training_args(cfg, out, bool(val_set), quiet), train_dataset=train_set,
-                      eval_dataset=val_set or None, data_collator=Collator(tokenizer.pad_token_id),
-                      callbacks=[_metrics_callback(metrics_path)])
-    trainer.train()
-    validation_loss = trainer.evaluate()["eval_loss"] if val_set else None
-
-    output_dir = out / ("adapter" if cfg.method.name == "lora" else "model")
-    model.save_pretrained(output_dir, safe_serialization=True)
-    tokenizer.save_pretrained(output_dir)
-
-    losses = [row["loss"] for row in map(json.loads, metrics_path.read_text().splitlines()) if "loss" in row]
-    result = TrainResult(
-        run_dir=str(run_dir), output_dir=str(output_dir), method=cfg.method.name,
-        examples={"train": len(train_set), "validation": len(val_set), "test": len(splits["test"])},
-        dropped_too_long={"train": len(train_stats.too_long),
-                          "validation": len(val_stats.too_long) if val_stats else 0},
-        max_length=cfg.data.max_length, epochs=cfg.training.epochs, steps=trainer.state.global_step,
-        parameters={"trainable": counts.trainable, "total": counts.total, "trainable_share": counts.share},
-        first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
-        validation_loss=validation_loss, seconds=round(time.monotonic() - started, 1),
-        tokens={"train_total": train_stats.total_tokens, "train_trained": train_stats.trained_tokens},
-    )
-    runs.write_json(out / "result.json", result.to_json())
-    return result

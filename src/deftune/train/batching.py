@@ -1,0 +1,76 @@
+"""Dynamic batching under a token budget (like fairseq's max_tokens).
+
+Examples are sorted by length (ties broken at random each epoch) and packed greedily into micro-batches whose
+padded size — examples × longest example — stays within the budget; the order of the batches is then shuffled.
+Every example appears exactly once per epoch, padding stays small, and the number of examples per batch adapts
+to their length. In data-parallel runs each rank takes every world_size-th batch.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator
+
+from torch.utils.data import Sampler
+
+
+def pack(lengths: list[int], order: list[int], max_tokens: int) -> list[list[int]]:
+    """Greedy packing of indices (in the given order) into batches of padded size ≤ max_tokens.
+    An example longer than the budget on its own forms a batch alone."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    longest = 0
+    for i in order:
+        grown = max(longest, lengths[i])
+        if batch and grown * (len(batch) + 1) > max_tokens:
+            batches.append(batch)
+            batch, grown = [], lengths[i]
+        batch.append(i)
+        longest = grown
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+class TokenBudgetBatchSampler(Sampler[list[int]]):
+    """Yields lists of example indices; a batch sampler for torch's DataLoader."""
+
+    def __init__(self, lengths: list[int], max_tokens: int, *, seed: int = 0, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1):
+        if max_tokens <= 0:
+            raise ValueError("max_tokens must be positive")
+        self.lengths = list(lengths)
+        self.max_tokens = max_tokens
+        self.seed, self.shuffle = seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self, epoch: int | None = None) -> list[list[int]]:
+        """All ranks' batches for an epoch, padded (by repeating the first ones) to a multiple of world_size."""
+        rng = random.Random(self.seed + (self.epoch if epoch is None else epoch))
+        tie_break = [rng.random() for _ in self.lengths] if self.shuffle else list(range(len(self.lengths)))
+        order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], tie_break[i]))
+        batches = pack(self.lengths, order, self.max_tokens)
+        if self.shuffle:
+            rng.shuffle(batches)
+        remainder = len(batches) % self.world_size
+        if remainder:
+            batches += batches[: self.world_size - remainder]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches()[self.rank::self.world_size])
+
+    def __len__(self) -> int:
+        # Sorted lengths are the same every epoch, so the number of batches is too.
+        n = len(pack(self.lengths, sorted(range(len(self.lengths)), key=self.lengths.__getitem__), self.max_tokens))
+        return -(-n // self.world_size)
+
+
+def padding_share(lengths: list[int], batches: list[list[int]]) -> float:
+    """Share of computed (padded) token positions that are padding."""
+    computed = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    return 1 - sum(lengths[i] for b in batches for i in b) / computed if computed else 0.0

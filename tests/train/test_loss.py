@@ -1,0 +1,35 @@
+import torch
+from transformers import AutoModelForCausalLM
+
+from deftune.data.render import IGNORE
+from deftune.train.trainer import Collator, trained_position_loss
+from deftune.data.render import Rendered
+
+
+def _batch():
+    examples = [Rendered("a", [1, 10, 11, 12, 13, 2], [IGNORE, IGNORE, IGNORE, IGNORE, 13, 2]),
+                Rendered("b", [1, 20, 21, 2], [IGNORE, IGNORE, 21, 2]),
+                Rendered("c", [1, 30, 31, 32, 33, 34, 35, 2], [IGNORE] * 6 + [35, 2])]
+    return Collator(pad_token_id=0)(examples)
+
+
+def test_trained_position_loss_equals_the_models_own_loss(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    batch = _batch()
+    ours, count = trained_position_loss(model, batch, None)
+    reference = model(**batch).loss  # full logits, mean over trained tokens
+    assert count == 6
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_accumulated_micro_batches_normalise_by_all_trained_tokens(tiny_model):
+    """Two micro-batches with different numbers of trained tokens: summing their losses, each divided by the
+    total count, gives exactly the loss of one batch holding both (the accumulation bug of TRL #2175)."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    batch = _batch()
+    whole, total = trained_position_loss(model, batch, None)
+    parts = [{k: v[s] for k, v in batch.items()} for s in (slice(0, 1), slice(1, 3))]
+    accumulated = sum(trained_position_loss(model, part, total)[0] for part in parts)
+    torch.testing.assert_close(accumulated, whole, rtol=1e-5, atol=1e-6)
+    naive = sum(trained_position_loss(model, part, None)[0] for part in parts) / 2
+    assert abs(naive.item() - whole.item()) > 1e-4  # averaging per-batch means would be wrong here

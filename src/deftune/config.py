@@ -160,11 +160,15 @@ class TrainingConfig(Section):
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="learning rate at the end, relative to the peak")
     batching: Literal["token_budget", "fixed"] = Field(
         "token_budget", description="token_budget: similar-length examples under max_tokens per micro-batch")
-    max_tokens: int = Field(1536, gt=0, description="padded tokens per micro-batch (token_budget batching)")
+    max_tokens: int = Field(1536, gt=0, description="tokens per micro-batch (token_budget batching; halved on "
+                                                    "out-of-memory, accumulation doubled)")
+    packing: bool = Field(False, description="concatenate each micro-batch's examples into one row (no padding)")
     batch_size: int = Field(8, gt=0, description="examples per micro-batch (fixed batching)")
     effective_batch_tokens: int | None = Field(
-        None, gt=0, description="target padded tokens per optimizer step; accumulation makes up the rest")
-    gradient_accumulation: int = Field(1, gt=0, description="used when effective_batch_tokens is not set")
+        None, gt=0, description="target tokens per optimizer step; gradient accumulation makes up the rest")
+    effective_batch_examples: int | None = Field(
+        None, gt=0, description="target examples per optimizer step; gradient accumulation makes up the rest")
+    gradient_accumulation: int = Field(1, gt=0, description="used when no effective batch target is set")
     weight_decay: float = Field(0.0, ge=0, description="decay toward zero for LoRA/adapter/prefix parameters")
     regularization: Literal["l2sp", "plain"] = Field(
         "l2sp", description="fully trained weights: l2sp pulls toward the pretrained values, plain toward zero")
@@ -182,9 +186,13 @@ class TrainingConfig(Section):
     report_to: list[Literal["tensorboard", "mlflow"]] = Field([], description="extra experiment trackers")
 
     @model_validator(mode="after")
-    def _one_precision(self):
+    def _consistent(self):
         if self.bf16 and self.fp16:
             raise ValueError("choose one of bf16 and fp16")
+        if self.effective_batch_tokens and self.effective_batch_examples:
+            raise ValueError("set effective_batch_tokens or effective_batch_examples, not both")
+        if self.packing and self.batching != "token_budget":
+            raise ValueError("packing needs batching: token_budget")
         if self.warmup + (self.decay if self.schedule == "wsd" else 0) > 1:
             raise ValueError("warmup + decay must not exceed 1")
         return self

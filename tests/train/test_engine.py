@@ -165,3 +165,44 @@ def test_two_process_ddp_on_cpu(tmp_path, tiny_model):
     assert len(set(seen[0]) | set(seen[1])) == 24  # every training example, split across the ranks
     w0, w1 = (load_file(str(out / f"weights-{r}.safetensors")) for r in (0, 1))
     assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
+
+
+def test_out_of_memory_halves_micro_batches_and_keeps_going(tmp_path, tiny_model, monkeypatch):
+    real = trainer.trained_position_loss
+
+    def small_memory(model, inputs, num_items):
+        if inputs["input_ids"].numel() > 128:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, inputs, num_items)
+
+    monkeypatch.setattr(trainer, "trained_position_loss", small_memory)
+    cfg = _config(tmp_path, tiny_model, "oom", "training.max_steps=2", "training.effective_batch_tokens=512",
+                  validation=0)
+    result = trainer.train(cfg, quiet=True)
+    assert result.batching["oom_backoffs"] == [128]
+    assert result.batching["max_tokens"] == 128 and result.batching["accumulation"] >= 4
+    assert result.steps == 2
+
+
+def test_packing_gives_the_same_loss_as_padding(tiny_model, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from deftune.data.records import Record
+    from deftune.data.render import Renderer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    renderer = Renderer(tokenizer, labels=["sport", "tech"], instruction="{labels}: {text}")
+    examples = [renderer.render(Record(id=str(i), format="classification", text=t, label=l))
+                for i, (t, l) in enumerate([("goal scored", "sport"), ("new chip released today", "tech"),
+                                            ("the runner won", "sport")])]
+    with torch.no_grad():
+        padded, n1 = trainer.trained_position_loss(model, trainer.Collator(0)(examples), None)
+        packed, n2 = trainer.trained_position_loss(model, trainer.Collator(0, packing=True)(examples), None)
+    assert n1 == n2 and packed.item() == pytest.approx(padded.item(), rel=1e-5)
+    assert trainer.Collator(0, packing=True)(examples)["input_ids"].shape == (1, sum(map(len, examples)))
+
+
+def test_packing_run(tmp_path, tiny_model):
+    result = trainer.train(_config(tmp_path, tiny_model, "pk", "training.packing=true", "training.max_steps=2",
+                                   validation=0), quiet=True)
+    assert result.batching["packing"] and result.steps == 2

@@ -14,19 +14,20 @@ from typing import Iterator
 from torch.utils.data import Sampler
 
 
-def pack(lengths: list[int], order: list[int], max_tokens: int) -> list[list[int]]:
-    """Greedy packing of indices (in the given order) into batches of padded size ≤ max_tokens.
-    An example longer than the budget on its own forms a batch alone."""
+def pack(lengths: list[int], order: list[int], max_tokens: int, *, padded: bool = True) -> list[list[int]]:
+    """Greedy packing of indices (in the given order) into batches whose size — padded (examples × longest) or,
+    for sequence packing, the plain sum of lengths — stays ≤ max_tokens. An example longer than the budget
+    forms a batch alone."""
     batches: list[list[int]] = []
     batch: list[int] = []
-    longest = 0
+    longest = total = 0
     for i in order:
-        grown = max(longest, lengths[i])
-        if batch and grown * (len(batch) + 1) > max_tokens:
+        cost = max(longest, lengths[i]) * (len(batch) + 1) if padded else total + lengths[i]
+        if batch and cost > max_tokens:
             batches.append(batch)
-            batch, grown = [], lengths[i]
+            batch, longest, total = [], 0, 0
         batch.append(i)
-        longest = grown
+        longest, total = max(longest, lengths[i]), total + lengths[i]
     if batch:
         batches.append(batch)
     return batches
@@ -36,11 +37,11 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
     """Yields lists of example indices; a batch sampler for torch's DataLoader."""
 
     def __init__(self, lengths: list[int], max_tokens: int, *, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, padded: bool = True):
         if max_tokens <= 0:
             raise ValueError("max_tokens must be positive")
         self.lengths = list(lengths)
-        self.max_tokens = max_tokens
+        self.max_tokens, self.padded = max_tokens, padded
         self.seed, self.shuffle = seed, shuffle
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -53,7 +54,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         rng = random.Random(self.seed + (self.epoch if epoch is None else epoch))
         tie_break = [rng.random() for _ in self.lengths] if self.shuffle else list(range(len(self.lengths)))
         order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], tie_break[i]))
-        batches = pack(self.lengths, order, self.max_tokens)
+        batches = pack(self.lengths, order, self.max_tokens, padded=self.padded)
         if self.shuffle:
             rng.shuffle(batches)
         remainder = len(batches) % self.world_size
@@ -66,7 +67,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         # Sorted lengths are the same every epoch, so the number of batches is too.
-        n = len(pack(self.lengths, sorted(range(len(self.lengths)), key=self.lengths.__getitem__), self.max_tokens))
+        order = sorted(range(len(self.lengths)), key=self.lengths.__getitem__)
+        n = len(pack(self.lengths, order, self.max_tokens, padded=self.padded))
         return -(-n // self.world_size)
 
 

@@ -67,12 +67,20 @@ class TrainResult:
 
 
 class Collator:
-    """Pads a list of rendered examples into a batch; padding is masked out of attention and loss."""
+    """Pads a list of rendered examples into a batch; padding is masked out of attention and loss.
 
-    def __init__(self, pad_token_id: int):
-        self.pad = pad_token_id
+    With `packing`, the examples are instead concatenated into one row with position ids restarting at each
+    example, which transformers turns into a block-diagonal causal mask: no padding, and no attention across
+    examples. Each example's first label is masked so no example is trained to follow the one before it."""
+
+    def __init__(self, pad_token_id: int, packing: bool = False):
+        self.pad, self.packing = pad_token_id, packing
 
     def __call__(self, examples: list[Rendered]) -> dict[str, torch.Tensor]:
+        if self.packing:
+            return {"input_ids": torch.tensor([[t for e in examples for t in e.input_ids]]),
+                    "labels": torch.tensor([[t for e in examples for t in [IGNORE, *e.labels[1:]]]]),
+                    "position_ids": torch.tensor([[p for e in examples for p in range(len(e))]])}
         width = max(len(e) for e in examples)
         ids = torch.full((len(examples), width), self.pad, dtype=torch.long)
         labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
@@ -125,7 +133,8 @@ def _careful_trainer_class():
             from torch.utils.data import DataLoader
 
             sampler = TokenBudgetBatchSampler(self.lengths, self.cfg.training.max_tokens, seed=self.args.seed,
-                                              rank=self.args.process_index, world_size=self.args.world_size)
+                                              rank=self.args.process_index, world_size=self.args.world_size,
+                                              padded=not self.cfg.training.packing)
             loader = self.accelerator.prepare(DataLoader(self.train_dataset, batch_sampler=sampler,
                                                          collate_fn=self.data_collator, num_workers=0))
             # The sampler already gives each rank its own batches: make accelerate's sharding a passthrough.
@@ -147,9 +156,10 @@ def _careful_trainer_class():
                         f"the loss became {loss.item()} at step {self.state.global_step + 1}; training stopped. "
                         f"Last good checkpoint: {latest_checkpoint(Path(self.args.output_dir)) or 'none'}. "
                         "Lower training.learning_rate, or check the data, and resume with --resume.")
-                mask = inputs["attention_mask"]
-                self.counters["computed"] += mask.numel()
-                self.counters["real"] += int(mask.sum())
+                ids = inputs["input_ids"]
+                mask = inputs.get("attention_mask")
+                self.counters["computed"] += ids.numel()
+                self.counters["real"] += int(mask.sum()) if mask is not None else ids.numel()
                 self.counters["trained"] += count
             return (loss, {}) if return_outputs else loss  # validation needs the loss only
 
@@ -228,43 +238,55 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 
-def _accumulation(cfg: Config, world_size: int) -> int:
-    t = cfg.training
-    if t.effective_batch_tokens is None:
-        return t.gradient_accumulation
-    per_step = (t.max_tokens if t.batching == "token_budget" else t.batch_size * cfg.data.max_length) * world_size
-    return max(1, math.ceil(t.effective_batch_tokens / per_step))
+@dataclass
+class BatchPlan:
+    """How the training data is cut into micro-batches and optimizer steps on each rank."""
+    micro_batches: int  # per epoch and rank
+    examples_per_micro: float
+    tokens_per_micro: float  # computed (padded) tokens
+    accumulation: int
+
+    @classmethod
+    def of(cls, cfg: Config, lengths: list[int], world_size: int) -> "BatchPlan":
+        t = cfg.training
+        if t.batching == "token_budget":
+            sampler = TokenBudgetBatchSampler(lengths, t.max_tokens, world_size=world_size, padded=not t.packing)
+            batches = sampler.batches(0)
+        else:
+            batches = [list(range(i, min(i + t.batch_size, len(lengths))))
+                       for i in range(0, len(lengths), t.batch_size)]
+        tokens = sum(sum(lengths[i] for i in b) if t.packing else max(lengths[i] for i in b) * len(b)
+                     for b in batches)
+        per_micro_examples, per_micro_tokens = len(lengths) / len(batches), tokens / len(batches)
+        if t.effective_batch_tokens:
+            accumulation = math.ceil(t.effective_batch_tokens / (per_micro_tokens * world_size))
+        elif t.effective_batch_examples:
+            accumulation = math.ceil(t.effective_batch_examples / (per_micro_examples * world_size))
+        else:
+            accumulation = t.gradient_accumulation
+        return cls(math.ceil(len(batches) / world_size), per_micro_examples, per_micro_tokens, max(1, accumulation))
+
+    def optimizer_steps(self, cfg: Config) -> int:
+        if cfg.training.max_steps > 0:
+            return cfg.training.max_steps
+        return max(1, math.ceil(cfg.training.epochs * self.micro_batches / self.accumulation))
 
 
-def _eval_steps(cfg: Config, n_train: int, world_size: int) -> int:
-    """Configured, else about five evaluations per run (estimated from the data size)."""
-    t = cfg.training
-    if t.eval_steps:
-        return t.eval_steps
-    if t.max_steps > 0:
-        return max(1, t.max_steps // 5)
-    per_batch = t.max_tokens / cfg.data.max_length * 2 if t.batching == "token_budget" else t.batch_size
-    steps = t.epochs * n_train / max(per_batch, 1) / world_size / _accumulation(cfg, world_size)
-    return max(1, int(steps // 5))
-
-
-def _training_args(cfg: Config, out: Path, has_validation: bool, n_train: int, quiet: bool):
+def _training_args(cfg: Config, out: Path, has_validation: bool, plan: BatchPlan, quiet: bool):
     from transformers import TrainingArguments
 
     t = cfg.training
-    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
-    eval_steps = _eval_steps(cfg, n_train, world)
-    evaluate = has_validation
-    stop = evaluate and t.early_stopping.enabled
+    eval_steps = t.eval_steps or max(1, plan.optimizer_steps(cfg) // 5)  # about five evaluations a run
+    stop = has_validation and t.early_stopping.enabled
     return TrainingArguments(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=cfg.evaluation.batch_size,
-        gradient_accumulation_steps=_accumulation(cfg, world), max_grad_norm=t.max_grad_norm,
+        gradient_accumulation_steps=plan.accumulation, max_grad_norm=t.max_grad_norm,
         bf16=t.bf16, fp16=t.fp16, activation_checkpointing=t.gradient_checkpointing,
         use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=torch.cuda.is_available(),
         logging_steps=t.logging_steps, logging_first_step=True,
-        eval_strategy="steps" if evaluate else "no", eval_steps=eval_steps,
+        eval_strategy="steps" if has_validation else "no", eval_steps=eval_steps,
         save_strategy="steps", save_steps=eval_steps, save_total_limit=t.save_total_limit,
         load_best_model_at_end=stop, metric_for_best_model="composite" if stop else None,
         greater_is_better=True if stop else None, prediction_loss_only=True,
@@ -274,12 +296,50 @@ def _training_args(cfg: Config, out: Path, has_validation: bool, n_train: int, q
     )
 
 
+def _smaller_batches(cfg: Config) -> Config | None:
+    """The config with micro-batches halved and gradient accumulation doubled (same effective batch), or None
+    when they cannot shrink further."""
+    t = cfg.training
+    if t.batching == "token_budget":
+        if t.max_tokens < 2 * 64:
+            return None
+        change = {"max_tokens": t.max_tokens // 2}
+    else:
+        if t.batch_size == 1:
+            return None
+        change = {"batch_size": t.batch_size // 2}
+    if not (t.effective_batch_tokens or t.effective_batch_examples):
+        change["gradient_accumulation"] = t.gradient_accumulation * 2
+    return cfg.model_copy(update={"training": t.model_copy(update=change)})
+
+
 def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: bool = False,
           retention_drop=None) -> TrainResult:
     """Fine-tune `cfg.model` on `cfg.data` with `cfg.method`; artifacts go to <run>/train/.
 
+    On out-of-memory the micro-batch is halved and gradient accumulation doubled, and training starts again.
     With `resume`, continue the named run from its last complete checkpoint. `retention_drop` (model → drop
     versus the base model) adds the retention term to the composite validation score."""
+    backoffs = []
+    while True:
+        try:
+            result = _train(cfg, overwrite=overwrite, resume=resume, quiet=quiet, retention_drop=retention_drop)
+            result.batching["oom_backoffs"] = backoffs
+            return result
+        except torch.OutOfMemoryError:
+            smaller = _smaller_batches(cfg)
+            if smaller is None:
+                raise DeftuneError("out of memory even with the smallest micro-batch; use gradient "
+                                   "checkpointing, bf16, a shorter data.max_length or a PEFT method") from None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            backoffs.append(smaller.training.max_tokens if smaller.training.batching == "token_budget"
+                            else smaller.training.batch_size)
+            log.warning("out of memory: retrying with smaller micro-batches (%s)", backoffs[-1])
+            cfg, overwrite = smaller, True
+
+
+def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention_drop) -> TrainResult:
     from transformers import EarlyStoppingCallback, set_seed
 
     started = time.monotonic()
@@ -319,21 +379,22 @@ def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: 
     task_records = [r for r in splits["validation"].records
                     if r.id in kept_ids][:cfg.training.early_stopping.task_examples]
 
-    args = _training_args(cfg, out, bool(val_set), len(train_set), quiet)
+    plan = BatchPlan.of(cfg, [len(r) for r in train_set], int(os.environ.get("WORLD_SIZE", "1")))
+    args = _training_args(cfg, out, bool(val_set), plan, quiet)
     callbacks = [_metrics_callback(metrics_path)]
     if args.load_best_model_at_end:
         es = cfg.training.early_stopping
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=es.patience,
                                                early_stopping_threshold=es.min_delta))
     log.info("method %s: %s", cfg.method.name, counts)
-    log.info("training on %d examples (%d validation), max length %d tokens, %s; composite weights %s",
-             len(train_set), len(val_set), cfg.data.max_length,
-             f"token budget {cfg.training.max_tokens}" if cfg.training.batching == "token_budget"
-             else f"batch size {cfg.training.batch_size}", composite.weights())
+    log.info("training on %d examples (%d validation), max length %d tokens: %d micro-batches of ~%.1f examples "
+             "(%.0f tokens) per epoch, accumulation %d, %d optimizer steps; composite weights %s",
+             len(train_set), len(val_set), cfg.data.max_length, plan.micro_batches, plan.examples_per_micro,
+             plan.tokens_per_micro, plan.accumulation, plan.optimizer_steps(cfg), composite.weights())
 
     trainer = _careful_trainer_class()(
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
-        data_collator=Collator(tokenizer.pad_token_id), callbacks=callbacks, cfg=cfg,
+        data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing), callbacks=callbacks, cfg=cfg,
         lengths=[len(r) for r in train_set], l2sp=l2sp, composite=composite, renderer=renderer,
         task_records=task_records)
     if trainer.args.process_index == 0:
@@ -356,7 +417,7 @@ def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: 
         first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
         validation_loss=final.get("eval_loss"), seconds=round(time.monotonic() - started, 1),
         batching={"mode": cfg.training.batching, "max_tokens": cfg.training.max_tokens,
-                  "gradient_accumulation": args.gradient_accumulation_steps,
+                  "packing": cfg.training.packing, **asdict(plan),
                   "padding_share": _mean([r["padding_share"] for r in rows if "padding_share" in r])},
         early_stopping={"weights": composite.weights(), "best_step": trainer.state.best_global_step,
                         "best_composite": trainer.state.best_metric, "final": {k: v for k, v in final.items()

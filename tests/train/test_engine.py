@@ -206,3 +206,20 @@ def test_packing_run(tmp_path, tiny_model):
     result = trainer.train(_config(tmp_path, tiny_model, "pk", "training.packing=true", "training.max_steps=2",
                                    validation=0), quiet=True)
     assert result.batching["packing"] and result.steps == 2
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter", "full"])
+def test_gradient_checkpointing_runs(tmp_path, tiny_model, method):
+    result = trainer.train(_config(tmp_path, tiny_model, f"gc-{method}", f"method.name={method}",
+                                   "training.gradient_checkpointing=true", "training.max_steps=2", validation=0),
+                           quiet=True)
+    assert result.steps == 2 and result.last_loss is not None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
+def test_fp16_needs_a_gpu(tmp_path, tiny_model):
+    from deftune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16"):
+        trainer.train(_config(tmp_path, tiny_model, "fp16", "training.bf16=false", "training.fp16=true"),
+                      quiet=True)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .. import data, models, runs
 from ..config import Config
 from ..data.render import IGNORE, Rendered
-from ..errors import DeftuneError, RunError
+from ..errors import ConfigError, DeftuneError, RunError
 from . import methods, schedule
 from .batching import TokenBudgetBatchSampler
 from .regularize import L2SP, set_attention_dropout
@@ -276,6 +276,8 @@ def _training_args(cfg: Config, out: Path, has_validation: bool, plan: BatchPlan
     from transformers import TrainingArguments
 
     t = cfg.training
+    if t.fp16 and not torch.cuda.is_available():
+        raise ConfigError("training.fp16 (float16 with loss scaling) needs a CUDA GPU; use training.bf16 here")
     eval_steps = t.eval_steps or max(1, plan.optimizer_steps(cfg) // 5)  # about five evaluations a run
     stop = has_validation and t.early_stopping.enabled
     return TrainingArguments(

@@ -16,7 +16,7 @@ def deftune(*args):
                           timeout=300)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["inspect"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["inspect"], ["export"]])
 def test_help_on_every_command(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -60,3 +60,16 @@ def test_train_command_prints_where_the_run_landed(tmp_path, tiny_model):
     assert result.exit_code == 0, result.output
     assert f"run landed in {tmp_path / 'cli'}" in result.output.replace("\n", "")
     assert (tmp_path / "cli" / "train" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_export_command_and_its_errors(tmp_path, tiny_model):
+    data = classification_file(tmp_path / "topics.jsonl", copies=1)
+    run = tmp_path / "ex"
+    assert runner.invoke(app, ["train", f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}",
+                               "run.name=ex", "training.max_steps=1", "data.split.validation=0", "-q"]).exit_code == 0
+    result = runner.invoke(app, ["export", str(run), "--merge"])
+    assert result.exit_code == 0 and (run / "export" / "merged" / "config.json").is_file()
+    again = deftune("export", run, "--merge")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    missing = deftune("export", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "not a deftune run folder" in missing.stderr

@@ -100,6 +100,11 @@ def inspect(data_path: str = typer.Argument(..., metavar="DATA", help="data file
     show(console, renderer, dataset.records[:n])
 
 
+from .data.audit.command import audit_command  # noqa: E402  (light: the checks load when the command runs)
+
+app.command("audit")(audit_command)
+
+
 def main() -> None:
     try:
         app()

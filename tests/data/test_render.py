@@ -6,12 +6,12 @@ from deftune.errors import DataError
 
 
 def trained_text(tokenizer, rendered):
-    return tokenizer.decode([t for t, l in zip(rendered.input_ids, rendered.labels) if l != IGNORE],
+    return tokenizer.decode([t for t, lab in zip(rendered.input_ids, rendered.labels) if lab != IGNORE],
                             skip_special_tokens=False)
 
 
 def masked_text(tokenizer, rendered):
-    return tokenizer.decode([t for t, l in zip(rendered.input_ids, rendered.labels) if l == IGNORE],
+    return tokenizer.decode([t for t, lab in zip(rendered.input_ids, rendered.labels) if lab == IGNORE],
                             skip_special_tokens=False)
 
 
@@ -32,7 +32,7 @@ def test_chat_trains_only_assistant_turns_with_eos(tokenizer):
         assert prompt_part in masked
     # Label positions equal their input ids (the model shifts internally), each turn ends with EOS.
     eos = tokenizer.eos_token_id
-    trained_positions = [i for i, l in enumerate(rendered.labels) if l != IGNORE]
+    trained_positions = [i for i, lab in enumerate(rendered.labels) if lab != IGNORE]
     assert all(rendered.labels[i] == rendered.input_ids[i] for i in trained_positions)
     assert sum(rendered.input_ids[i] == eos for i in trained_positions) == 2
 
@@ -46,7 +46,7 @@ def test_prompt_tokens_match_the_inference_prompt(tokenizer):
     assert renderer.prompt_text(record) == prompt
     n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert rendered.input_ids[:n_prompt] == tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    assert all(l == IGNORE for l in rendered.labels[:n_prompt])
+    assert all(lab == IGNORE for lab in rendered.labels[:n_prompt])
     assert rendered.labels[n_prompt] != IGNORE
 
 
@@ -64,7 +64,7 @@ def test_classification_prompt_carries_label_set_and_truncates_text(tokenizer):
 
 def test_text_records_are_trained_whole_with_eos(tokenizer):
     rendered = Renderer(tokenizer).render(Record(id="1", format="text", text="Some plain text."))
-    assert all(l != IGNORE for l in rendered.labels)
+    assert all(lab != IGNORE for lab in rendered.labels)
     assert rendered.input_ids[-1] == tokenizer.eos_token_id
 
 

@@ -192,8 +192,8 @@ def test_packing_gives_the_same_loss_as_padding(tiny_model, tokenizer):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     renderer = Renderer(tokenizer, labels=["sport", "tech"], instruction="{labels}: {text}")
-    examples = [renderer.render(Record(id=str(i), format="classification", text=t, label=l))
-                for i, (t, l) in enumerate([("goal scored", "sport"), ("new chip released today", "tech"),
+    examples = [renderer.render(Record(id=str(i), format="classification", text=t, label=lab))
+                for i, (t, lab) in enumerate([("goal scored", "sport"), ("new chip released today", "tech"),
                                             ("the runner won", "sport")])]
     with torch.no_grad():
         padded, n1 = trainer.trained_position_loss(model, trainer.Collator(0)(examples), None)

@@ -12,7 +12,9 @@ Usage: python bench/train_throughput.py [--examples 256]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import os
 import tempfile
 import threading
@@ -125,7 +127,7 @@ def main() -> None:
     _, tokenizer = models.load(cfg.model.spec)
     renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
     peak = bf16_matmul_peak()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):  # stdout: the JSON only
         results = {"deftune": run_deftune(cfg, Path(tmp)),
                    "trl_sft_batch8": run_trl(cfg, splits["train"].records, renderer, Path(tmp))}
     for r in results.values():

@@ -59,6 +59,7 @@ def test_train_command_prints_where_the_run_landed(tmp_path, tiny_model):
                                  "training.max_steps=2", "--quiet"])
     assert result.exit_code == 0, result.output
     assert f"run landed in {tmp_path / 'cli'}" in result.output.replace("\n", "")
+    assert "'loss'" not in result.output  # --quiet: no per-step log dicts
     assert (tmp_path / "cli" / "train" / "adapter" / "adapter_config.json").is_file()
 
 

@@ -399,6 +399,10 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing), callbacks=callbacks, cfg=cfg,
         lengths=[len(r) for r in train_set], l2sp=l2sp, composite=composite, renderer=renderer,
         task_records=task_records)
+    if quiet:  # with progress bars off, transformers would print every log dict instead
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     if trainer.args.process_index == 0:
         _append(metrics_path, {"event": "start", "method": cfg.method.name, "parameters": asdict(counts) | {
             "share": counts.share}, "composite_weights": composite.weights(), "resumed_from": str(checkpoint or "")})

@@ -150,7 +150,7 @@ class EarlyStoppingConfig(Section):
 
 
 class TrainingConfig(Section):
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(2.0, gt=0)
     max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: run the epochs)")
     learning_rate: float = Field(2e-4, gt=0)
     schedule: Literal["wsd", "cosine", "linear"] = Field("wsd", description="wsd: warmup, stable, decay")

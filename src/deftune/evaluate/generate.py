@@ -55,31 +55,48 @@ def stop_ids(model, tokenizer) -> list[int]:
     return sorted({tokenizer.eos_token_id, *(i for i in configured if i is not None)})
 
 
+def generate_batch(model, tokenizer, enc, settings: DecodingSettings, **extra):
+    """Generate for one tokenized, left-padded batch; returns the Generations and generate()'s output."""
+    eos = stop_ids(model, tokenizer)
+    sampling = {"temperature": settings.temperature, "top_p": settings.top_p} if settings.do_sample else {}
+    out = model.generate(**enc, max_new_tokens=settings.max_new_tokens, do_sample=settings.do_sample,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, use_cache=True,
+                         return_dict_in_generate=True, **sampling, **extra)
+    new = out.sequences[:, enc["input_ids"].shape[1]:]
+    stopped = torch.isin(new, torch.tensor(eos, device=new.device))
+    generations = []
+    for row in range(len(new)):
+        finished = bool(stopped[row].any())
+        tokens = int(stopped[row].int().argmax()) + 1 if finished else new.shape[1]
+        generations.append(Generation(tokenizer.decode(new[row, :tokens], skip_special_tokens=True).strip(),
+                                      tokens, finished))
+    return generations, out
+
+
+def encode(tokenizer, texts: list[str], device):
+    """Left-padded batch of rendered prompts (their special tokens are already in the text)."""
+    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+
+
+def by_length(prompts: list[str]) -> list[int]:
+    return sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+
+
 def generate_detailed(model, tokenizer, prompts: list[str],
                       settings: DecodingSettings = DecodingSettings()) -> list[Generation]:
     """Continue each prompt (already rendered text, special tokens included); results come back in input order.
 
     Prompts are processed in batches of similar length (sorted), left-padded so every row's last prompt token
     sits at the same position."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[Generation | None] = [None] * len(prompts)
-    eos = stop_ids(model, tokenizer)
-    sampling = {"temperature": settings.temperature, "top_p": settings.top_p} if settings.do_sample else {}
     if settings.do_sample and settings.seed is not None:
         torch.manual_seed(settings.seed)
     with inference(model, tokenizer):
-        for batch in batches(order, settings.batch_size):
-            enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(model.device)
-            out = model.generate(**enc, max_new_tokens=settings.max_new_tokens, do_sample=settings.do_sample,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, use_cache=True, **sampling)
-            new = out[:, enc["input_ids"].shape[1]:]
-            stopped = torch.isin(new, torch.tensor(eos, device=new.device))
-            for row, i in enumerate(batch):
-                finished = bool(stopped[row].any())
-                tokens = int(stopped[row].int().argmax()) + 1 if finished else new.shape[1]
-                outputs[i] = Generation(tokenizer.decode(new[row, :tokens], skip_special_tokens=True).strip(),
-                                        tokens, finished)
+        for batch in batches(by_length(prompts), settings.batch_size):
+            generations, _ = generate_batch(model, tokenizer, encode(tokenizer, [prompts[i] for i in batch],
+                                                                      model.device), settings)
+            for i, generation in zip(batch, generations):
+                outputs[i] = generation
     return outputs
 
 

@@ -3,28 +3,15 @@ and (when given) the retention drop versus the base model, each weighted, higher
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable
 
 from ..config import EarlyStoppingConfig
 from ..data.records import Record
 from ..data.render import Renderer
-from ..evaluate.generate import DecodingSettings, generate
+from ..evaluate.generate import DecodingSettings, generate, parse_label
 
-INVALID = "<invalid>"
-
-
-def parse_label(answer: str, labels: list[str]) -> str:
-    """The label an answer names: an exact (case/punctuation-insensitive) match, else the one label it mentions;
-    INVALID when it names none or several."""
-    norm = re.sub(r"[^\w\s-]", " ", answer.lower()).split()
-    text = " ".join(norm)
-    by_norm = {label.lower(): label for label in labels}
-    if text in by_norm:
-        return by_norm[text]
-    mentioned = [label for key, label in by_norm.items() if re.search(rf"\b{re.escape(key)}\b", text)]
-    return mentioned[0] if len(mentioned) == 1 else INVALID
+INVALID = "<invalid>"  # an answer naming no label (or several): a miss for every class
 
 
 def reference(record: Record) -> str:
@@ -48,7 +35,7 @@ def task_metric(model, renderer: Renderer, records: list[Record], batch_size: in
     answers = generate(model, renderer.tokenizer, [renderer.prompt_text(r) for r in records], settings)
     truth = [reference(r) for r in records]
     if classification:
-        predicted = [parse_label(a, renderer.labels) for a in answers]
+        predicted = [parse_label(a, renderer.labels) or INVALID for a in answers]
         return "macro_f1", float(f1_score(truth, predicted, labels=renderer.labels, average="macro", zero_division=0))
     return "exact_match", sum(a.strip() == t.strip() for a, t in zip(answers, truth)) / len(records)
 

@@ -322,7 +322,8 @@ def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: 
 
     On out-of-memory the micro-batch is halved and gradient accumulation doubled, and training starts again.
     With `resume`, continue the named run from its last complete checkpoint. `retention_drop` (model → drop
-    versus the base model) adds the retention term to the composite validation score."""
+    versus the base model) adds the retention term to the composite validation score; without it, a positive
+    training.early_stopping.retention_weight measures the drop on evaluation.retention_benchmarks."""
     backoffs = []
     while True:
         try:
@@ -368,6 +369,12 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     train_set, train_stats = renderer.render_all(splits["train"].records)
     val_set, val_stats = renderer.render_all(splits["validation"].records) if len(splits["validation"]) else ([], None)
 
+    es = cfg.training.early_stopping
+    if retention_drop is None and es.enabled and es.retention_weight and len(splits["validation"]):
+        from ..evaluate.retention import drop_tracker
+
+        log.info("retention: measuring the base model on %s", ", ".join(cfg.evaluation.retention_benchmarks))
+        retention_drop = drop_tracker(model, tokenizer, cfg.evaluation, es.retention_questions, cfg.run.seed)
     set_attention_dropout(model, cfg.training.dropout.attention_probs)
     base_params = {id(p) for p in model.parameters()}
     model = methods.apply(model, cfg.method, cfg.training.dropout)
@@ -386,7 +393,6 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     args = _training_args(cfg, out, bool(val_set), plan, quiet)
     callbacks = [_metrics_callback(metrics_path)]
     if args.load_best_model_at_end:
-        es = cfg.training.early_stopping
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=es.patience,
                                                early_stopping_threshold=es.min_delta))
     log.info("method %s: %s", cfg.method.name, counts)

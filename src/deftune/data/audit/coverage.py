@@ -5,6 +5,7 @@ prior, Monroe, Colaresi & Quinn 2008)."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +15,7 @@ from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
+from ...config import AuditConfig
 from .findings import CheckResult, Finding, mention, pct
 
 if TYPE_CHECKING:
@@ -22,33 +24,53 @@ if TYPE_CHECKING:
 WORDS = r"(?u)\b[^\W\d_]{2,}\b"  # words of two or more letters
 
 
-def _topics(ctx: Context) -> tuple[dict, list[Finding]]:
-    cfg, train, evals = ctx.cfg, ctx.train, ctx.eval
-    texts = train.contents + (evals.contents if evals is not None else [])
+@dataclass
+class Topics:
+    """An NMF topic model fitted on TF-IDF: each text's topic (-1 where none of its words was kept)."""
+    assigned: np.ndarray
+    keywords: list[list[str]]  # per topic, its top terms
+    terms: int
+    iterations: int
+
+    def name(self, topic: int) -> str | None:
+        return "/".join(self.keywords[topic][:3]) if topic >= 0 else None
+
+
+def fit_topics(texts: list[str], cfg: AuditConfig, seed: int) -> Topics | str:
+    """Fit cfg.topics topics on the texts; the reason as a string when there are too few texts or words."""
     vectorizer = TfidfVectorizer(stop_words="english", token_pattern=WORDS, max_features=cfg.vocabulary,
                                  sublinear_tf=True, max_df=0.95)
     try:
         tfidf = vectorizer.fit_transform(texts)
     except ValueError:  # nothing but stop words, digits or punctuation
-        return {"topics": None, "skipped": "no words left for topic modelling"}, []
+        return "no words left for topic modelling"
     k = min(cfg.topics, tfidf.shape[0] - 1, tfidf.shape[1])
     if k < 2:
-        return {"topics": None, "skipped": "too few texts or words for two topics"}, []
-    nmf = NMF(n_components=k, init="nndsvda", max_iter=300, random_state=ctx.seed)
+        return "too few texts or words for two topics"
+    nmf = NMF(n_components=k, init="nndsvda", max_iter=300, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         weights = nmf.fit_transform(tfidf)
-    topic = np.where(weights.max(axis=1) > 0, weights.argmax(axis=1), -1)
     terms = vectorizer.get_feature_names_out()
-    keywords = [list(terms[np.argsort(-row)[:cfg.topic_keywords]]) for row in nmf.components_]
-    in_train, in_eval = topic[:len(train)], topic[len(train):]
+    return Topics(np.where(weights.max(axis=1) > 0, weights.argmax(axis=1), -1),
+                  [list(terms[np.argsort(-row)[:cfg.topic_keywords]]) for row in nmf.components_],
+                  tfidf.shape[1], int(nmf.n_iter_))
+
+
+def _topics(ctx: Context) -> tuple[dict, list[Finding]]:
+    train, evals = ctx.train, ctx.eval
+    fitted = fit_topics(train.contents + (evals.contents if evals is not None else []), ctx.cfg, ctx.seed)
+    if isinstance(fitted, str):
+        return {"topics": None, "skipped": fitted}, []
+    k = len(fitted.keywords)
+    in_train, in_eval = fitted.assigned[:len(train)], fitted.assigned[len(train):]
     n_eval = max(len(in_eval), 1)
-    topics = [{"topic": t, "keywords": keywords[t], "train": int((in_train == t).sum()),
+    topics = [{"topic": t, "keywords": fitted.keywords[t], "train": int((in_train == t).sum()),
                "train_share": float((in_train == t).mean()),
                "eval": int((in_eval == t).sum()) if evals is not None else None,
                "eval_share": float((in_eval == t).sum() / n_eval) if evals is not None else None} for t in range(k)]
     data = {"topics": topics, "unassigned": {"train": int((in_train < 0).sum()), "eval": int((in_eval < 0).sum())},
-            "model": f"NMF ({k} topics) on TF-IDF of {tfidf.shape[1]} terms", "iterations": int(nmf.n_iter_)}
+            "model": f"NMF ({k} topics) on TF-IDF of {fitted.terms} terms", "iterations": fitted.iterations}
     return data, _dominant(ctx, topics, in_train) + (_gaps(ctx, topics, in_eval) if evals is not None else [])
 
 

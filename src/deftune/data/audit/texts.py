@@ -35,6 +35,15 @@ def _split(record: Record) -> tuple[str, str]:
     return "", record.text
 
 
+def _content(record: Record, prompt: str, answer: str) -> str:
+    return prompt if record.format == "classification" else "\n".join(t for t in (prompt, answer) if t)
+
+
+def content(record: Record) -> str:
+    """The record's own words: prompt and response, or the text alone for classification."""
+    return _content(record, *_split(record))
+
+
 @dataclass
 class Texts:
     records: list[Record]
@@ -48,8 +57,7 @@ class Texts:
     def of(cls, dataset: Dataset) -> Texts:
         records = dataset.records
         prompts, responses = zip(*map(_split, records)) if records else ((), ())
-        contents = [prompt if record.format == "classification" else "\n".join(t for t in (prompt, answer) if t)
-                    for record, prompt, answer in zip(records, prompts, responses)]
+        contents = [_content(record, prompt, answer) for record, prompt, answer in zip(records, prompts, responses)]
         labels = np.array([r.label if r.label is not None else majority(r.annotations) for r in records], dtype=object)
         return cls(records, np.array([r.id for r in records], dtype=object), list(prompts), list(responses),
                    contents, labels)

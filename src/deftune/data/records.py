@@ -158,7 +158,8 @@ def parse_record(row: Any, fmt: str, *, file: str, line: int | str, index: int) 
     return record
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) per non-blank line; a malformed line is a DataError naming file:line."""
     with path.open(encoding="utf-8") as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():
@@ -227,7 +228,7 @@ def _rows(path: Path) -> Iterator[tuple[int | str, Any]]:
         return _hf_rows(path)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        return _jsonl_rows(path)
+        return jsonl_rows(path)
     if suffix in (".csv", ".tsv"):
         return _csv_rows(path)
     if suffix in (".parquet", ".pq"):

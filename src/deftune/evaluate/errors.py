@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..data.records import jsonl_rows
 from ..errors import DataError
 
 CATEGORIES = ("wrong_label", "invalid_format", "empty", "repetition", "refusal", "over_long", "truncated_input",
@@ -117,13 +118,7 @@ def _review_rows(path: Path):
             for number, row in enumerate(csv.DictReader(fh), start=2):
                 yield number, row
         return
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"malformed JSON ({exc.msg})", file=str(path), line=number) from None
+    yield from jsonl_rows(path)
 
 
 def import_review(paths: list[str | Path]) -> dict:

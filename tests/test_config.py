@@ -56,10 +56,12 @@ def test_unknown_key_in_a_file_names_the_file(tmp_path):
     ("data.split.validation=0.85", "validation + test must be below 1"),
     ("training.epochs=many", "training.epochs"),
     ("novalue", "expected key=value"),
+    ("method.name=prefix training.gradient_checkpointing=true",
+     "method prefix does not train with training.gradient_checkpointing"),
 ])
 def test_invalid_values(override, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("+", r"\+").replace("(", r"\(")):
-        config.load(None, [override])
+        config.load(None, override.split())
 
 
 def test_bad_yaml_reports_the_line(tmp_path):

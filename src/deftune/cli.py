@@ -67,6 +67,39 @@ def train(args: Optional[list[str]] = typer.Argument(None, help=ARGS_HELP, show_
                       f"{result.early_stopping['best_step']} (restored); weights {result.early_stopping['weights']}")
 
 
+@app.command("run")
+def run_pipeline(args: Optional[list[str]] = typer.Argument(None, help=ARGS_HELP, show_default=False),
+                 start: Optional[str] = typer.Option(None, "--from", help="re-run from this stage on (audit, plan, "
+                                                                          "train, evaluate, safety, report)"),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
+    """The whole careful process into one run folder: audit, plan, train (augmenting first when enabled),
+    evaluate, safety, report.
+    Stages whose inputs did not change are skipped. With no arguments: the demo."""
+    from rich.table import Table
+
+    from . import pipeline
+
+    cfg = _config(args)
+    _quiet(quiet)
+    run_dir, outcomes = pipeline.run(cfg, start=start,
+                                     progress=(lambda _: None) if quiet else lambda s: console.rule(f"stage: {s}"))
+    table = Table(title=f"deftune run: {run_dir}")
+    for column in ("stage", "status", "seconds", "artifact"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    for o in outcomes:
+        table.add_row(o.stage, o.status, f"{o.seconds:.0f}" if o.status == "ran" else "", o.artifact or "")
+    console.print(table)
+    console.print(f"[bold green]report:[/] {run_dir / 'report.html'}")
+
+
+@app.command()
+def report(run: str = typer.Argument(..., help="run folder")):
+    """Rebuild RUN/report.html from the run's artifacts alone."""
+    from .report import build
+
+    console.print(f"report: {build(run)}")
+
+
 @app.command()
 def export(run: str = typer.Argument(..., help="run folder"),
            merge: bool = typer.Option(False, "--merge", help="fold the adapter into the base model"),
@@ -104,6 +137,10 @@ from .data.audit.command import audit_command  # noqa: E402  (light: the checks 
 
 app.command("audit")(audit_command)
 
+from .data.augment.command import augment_command  # noqa: E402  (light: models load when the command runs)
+
+app.command("augment")(augment_command)
+
 from .evaluate.command import evaluate_command  # noqa: E402
 
 app.command("evaluate")(evaluate_command)
@@ -111,6 +148,19 @@ app.command("evaluate")(evaluate_command)
 from .train.plan_command import plan_command  # noqa: E402
 
 app.command("plan")(plan_command)
+
+from .train.sweep_command import sweep_command  # noqa: E402  (light: Optuna loads when the command runs)
+
+app.command("sweep")(sweep_command)
+
+from .safety.command import (balance_command, dpo_command, pairs_command, safety_command,  # noqa: E402
+                             screen_command)
+
+app.command("screen")(screen_command)
+app.command("safety")(safety_command)
+app.command("balance")(balance_command)
+app.command("pairs")(pairs_command)
+app.command("dpo")(dpo_command)
 
 
 def main() -> None:

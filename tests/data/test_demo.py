@@ -1,5 +1,7 @@
 from collections import Counter
 
+import pytest
+
 from deftune.config import DataConfig
 from deftune.data import load, load_splits
 
@@ -38,3 +40,31 @@ def test_training_subset_is_seeded():
     a, b = load_splits(cfg, seed=1), load_splits(cfg, seed=1)
     assert len(a["train"]) == 50 and len(a["validation"]) == 10
     assert [r.id for r in a["train"].records] == [r.id for r in b["train"].records]
+
+
+def test_hold_out_moves_one_topic_to_the_test_split(tmp_path):
+    from deftune.data import held_out_ids
+    from deftune.errors import DataError
+    from tests.helpers import TOPICS, write_jsonl
+
+    rows = [{"id": f"{label}-{i}", "text": text, "label": label, "meta": {"source": "wire" if i < 2 else "web"}}
+            for label, texts in TOPICS.items() for i, text in enumerate(texts)]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    cfg = DataConfig(path=str(path), split={"validation": 0.25, "test": 0.25, "hold_out": "source=wire"})
+    parts = load_splits(cfg, seed=0)
+    wire = {r["id"] for r in rows if r["meta"]["source"] == "wire"}
+    assert held_out_ids(cfg, seed=0) == wire
+    assert wire <= {r.id for r in parts["test"].records}
+    assert not wire & {r.id for name in ("train", "validation") for r in parts[name].records}
+    assert sum(len(p) for p in parts.values()) == len(rows)
+
+    topic = DataConfig(path="embedded:bbc-news", split={"hold_out": "topic=0"})
+    held = held_out_ids(topic, seed=0)
+    bbc = load_splits(topic, seed=0)
+    assert 0 < len(held) < 2225 and held <= {r.id for r in bbc["test"].records}
+    assert not held & {r.id for r in bbc["train"].records}
+
+    for bad, message in (("source=radio", "no record has source=radio"), ("topic=99", "topics are 0 to 7")):
+        with pytest.raises(DataError, match=message):
+            load_splits(DataConfig(path=str(path) if bad.startswith("source") else "embedded:bbc-news",
+                                   split={"hold_out": bad}), seed=0)

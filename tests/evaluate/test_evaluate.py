@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
@@ -43,6 +44,9 @@ def test_run_evaluation_writes_the_full_report(tiny_run):
         assert set(report["metrics"][name]["likelihood"]) == {"accuracy", "macro_f1", "micro_f1", "ece"}
     assert 0 < report["comparison"]["likelihood"]["accuracy"]["p_value"] <= 1
     assert report["decoding"]["max_new_tokens"] == 4 and report["decoding"]["do_sample"] is False
+    native = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else \
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert report["decoding"]["bf16_autocast"] is native  # evaluation.bf16 is on by default
     assert report["per_class"]["tuned"]["confusion_matrix"]["predicted"][-1] == "(invalid)"
     assert {s["field"] for s in report["slices"]["tuned"]} == {"meta.source", "audit.topic", "input_length"}
     assert report["errors"]["tuned"]["examples"] == 8
@@ -92,3 +96,20 @@ def test_command_user_errors_and_review_import(tmp_path, tiny_run):
     assert result.exit_code == 0, result.output
     imported = json.loads((tiny_run / "evaluate" / "review_import.json").read_text())
     assert imported["reviewers"] == ["ann"] and imported["examples"] == len(rows)
+
+
+def test_a_topic_held_out_of_training_is_the_out_of_distribution_slice(tmp_path):
+    from types import SimpleNamespace
+
+    from deftune.evaluate.runner import _held_out_values
+
+    rows = [{"id": f"{label}-{i}", "text": text, "label": label, "meta": {"source": "wire" if i < 2 else "web"}}
+            for label, texts in TOPICS.items() for i, text in enumerate(texts)]
+    cfg = config.load(None, [f"data.path={write_jsonl(tmp_path / 'd.jsonl', rows)}", "data.split.test=0.25",
+                             "data.split.hold_out=source=wire"])
+    splits = data.load_splits(cfg.data, cfg.run.seed)
+    target = SimpleNamespace(cfg=cfg, train=splits["train"].records)
+    test = splits["test"].records
+    field, values, train_values = _held_out_values(target, test, ["source"], None)
+    assert field == "split.hold_out (source=wire)" and set(train_values) == {"seen"}
+    assert [v == "held out" for v in values] == [r.meta["source"] == "wire" for r in test]

@@ -291,7 +291,7 @@ def test_compare_covers_every_method_precision_and_checkpointing(small_vocab_mod
     cfg = _cfg(small_vocab_model)
     rows = plan_compare.run(plan_compare.variants(cfg, "cpu"), trained_per_row=TRAINED, device="cpu")
     assert {(r.estimate.method, r.estimate.precision, r.estimate.checkpointing) for r in rows} == \
-        {(m, p, c) for m in METHODS for p in ("fp32", "bf16") for c in (False, True)}
+        {(m, p, c) for m in METHODS for p in ("fp32", "bf16") for c in (False, True) if not (m == "prefix" and c)}
     saved = plan_compare.savings(rows, measured=False)
     full = next(i for i, r in enumerate(rows) if r.estimate.method == "full" and r.estimate.precision == "fp32"
                 and not r.estimate.checkpointing)

@@ -34,18 +34,52 @@ def _subset(records: list[Record], limit: int | None, seed: int) -> list[Record]
     return random.Random(seed).sample(records, limit)
 
 
-def load_splits(cfg: DataConfig, seed: int) -> dict[str, Dataset]:
-    """Train/validation/test datasets: from separate files when given, else a seeded split of `cfg.path`."""
+def _parts(cfg: DataConfig, seed: int) -> tuple[Dataset, dict[str, list[Record]]]:
     main = load(cfg.path, cfg.format)
     if cfg.validation_path or cfg.test_path:
-        parts = {"train": main.records,
-                 "validation": load(cfg.validation_path, main.format).records if cfg.validation_path else [],
-                 "test": load(cfg.test_path, main.format).records if cfg.test_path else []}
-    else:
-        parts = split(main.records, validation=cfg.split.validation, test=cfg.split.test, seed=seed)
+        return main, {"train": main.records,
+                      "validation": load(cfg.validation_path, main.format).records if cfg.validation_path else [],
+                      "test": load(cfg.test_path, main.format).records if cfg.test_path else []}
+    return main, split(main.records, validation=cfg.split.validation, test=cfg.split.test, seed=seed)
+
+
+def load_splits(cfg: DataConfig, seed: int) -> dict[str, Dataset]:
+    """Train/validation/test datasets: from separate files when given, else a seeded split of `cfg.path`; the
+    records data.split.hold_out names are moved to the test split."""
+    main, parts = _parts(cfg, seed)
+    if cfg.split.hold_out:
+        held = _held_out(parts, cfg, seed)
+        parts = {"train": [r for r in parts["train"] if r.id not in held],
+                 "validation": [r for r in parts["validation"] if r.id not in held],
+                 "test": parts["test"] + [r for r in parts["train"] + parts["validation"] if r.id in held]}
     parts["train"] = _subset(parts["train"], cfg.max_train_examples, seed)
     parts["validation"] = _subset(parts["validation"], cfg.max_validation_examples, seed)
     return {name: Dataset(records, main.format, f"{main.source}#{name}") for name, records in parts.items()}
+
+
+def held_out_ids(cfg: DataConfig, seed: int) -> set[str]:
+    """The ids of the records data.split.hold_out names (the topic left out of training)."""
+    return _held_out(_parts(cfg, seed)[1], cfg, seed)
+
+
+def _held_out(parts: dict[str, list[Record]], cfg: DataConfig, seed: int) -> set[str]:
+    """A meta field's value, or the audit's topic K fitted on the records of every split."""
+    records = [r for part in parts.values() for r in part]
+    field, _, value = cfg.split.hold_out.partition("=")
+    if field == "topic":
+        from .audit.coverage import fit_topics
+        from .audit.texts import content
+
+        fitted = fit_topics([content(r) for r in records], cfg.audit, seed)
+        if isinstance(fitted, str) or not value.isdigit() or int(value) >= len(fitted.keywords):
+            found = fitted if isinstance(fitted, str) else f"topics are 0 to {len(fitted.keywords) - 1}"
+            raise DataError(f"cannot hold out topic {value!r}: {found}", field="data.split.hold_out")
+        held = {r.id for r, t in zip(records, fitted.assigned) if t == int(value)}
+    else:
+        held = {r.id for r in records if r.meta.get(field) is not None and str(r.meta[field]) == value}
+    if not held:
+        raise DataError(f"no record has {field}={value}", field="data.split.hold_out")
+    return held
 
 
 def renderer_for(tokenizer, cfg: DataConfig, *datasets: Dataset) -> Renderer:

@@ -23,7 +23,7 @@ from ..data.render import Renderer
 from ..errors import DataError, RunError
 from . import bootstrap, errors, metrics, retention, slices, stress
 from .errors import Prediction
-from .generate import DecodingSettings, generate_detailed, parse_label
+from .generate import DecodingSettings, autocasting, generate_detailed, parse_label, precision
 from .scoring import generate_and_score, label_options, label_probabilities, probabilities
 
 log = logging.getLogger(__name__)
@@ -180,8 +180,14 @@ def _metric_groups(predictions: list[Prediction], task: str, labels: list[str],
 
 def _held_out_values(target: Target, records: list[Record], fields: list[str],
                      topics: tuple[list, list] | None) -> tuple[str, list, list] | None:
-    """The topic field to hold out (evaluation.ood_field, else the first meta slice field, else the audit's topics)
-    and its value per test and per training record."""
+    """The topic field to hold out and its value per test and per training record: data.split.hold_out (the
+    topic left out of training), else evaluation.ood_field, else the first meta slice field, else the audit's
+    topics."""
+    hold_out = target.cfg.data.split.hold_out
+    if hold_out:
+        held = data.held_out_ids(target.cfg.data, target.cfg.run.seed)
+        return (f"split.hold_out ({hold_out})", ["held out" if r.id in held else "seen" for r in records],
+                ["seen"] * len(target.train))
     field = target.cfg.evaluation.ood_field or (fields[0] if fields else None)
     if field is not None:
         def meta(rs):
@@ -270,6 +276,12 @@ def evaluate(target: str, *, data_path: str | None = None, cfg: Config | None = 
     started = time.monotonic()
     loaded = (_run_target(Path(target), data_path, cfg, overwrite) if (Path(target) / "config.yaml").is_file()
               else _spec_target(target, data_path, cfg, overwrite))
+    with precision(loaded.cfg.evaluation.bf16):
+        return _run(loaded, target, data_path, started)
+
+
+def _run(loaded: Target, target: str, data_path: str | None, started: float) -> EvalResult:
+    """Everything after loading, under the evaluation's precision."""
     ev, seed, renderer = loaded.cfg.evaluation, loaded.cfg.run.seed, loaded.renderer
     stats = {"resamples": ev.resamples, "confidence": ev.confidence, "seed": seed}
     records = _subset(loaded.records, ev.max_examples, seed)
@@ -288,7 +300,8 @@ def evaluate(target: str, *, data_path: str | None = None, cfg: Config | None = 
                           topics[1] if topics else None)
     report = {
         "target": target, "task": task, "examples": len(records), "data": data_path or "test split",
-        "systems": {n: {"model": loaded.systems[n][2]} for n in names}, "decoding": settings.to_json(),
+        "systems": {n: {"model": loaded.systems[n][2]} for n in names},
+        "decoding": {**settings.to_json(), "bf16_autocast": autocasting()},
         "statistics": {**stats, "interval": "percentile bootstrap over examples",
                        "paired_test": "approximate randomisation (two-sided), paired bootstrap interval"},
         "signatures": signatures,

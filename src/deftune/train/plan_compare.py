@@ -28,12 +28,13 @@ WORKER_TIMEOUT_S = 1800
 
 
 def variants(cfg: Config, device: str) -> list[Config]:
-    """`cfg` with every method (QLoRA only on CUDA with bitsandbytes), fp32 and bf16, checkpointing off and on."""
+    """`cfg` with every method (QLoRA only on CUDA with bitsandbytes), fp32 and bf16, checkpointing off and on
+    (prefix tuning without: it does not train with checkpointing)."""
     methods = [m for m in METHODS if m != "qlora" or (device == "cuda" and plan._has_bitsandbytes())]
     return [cfg.model_copy(update={
         "method": cfg.method.model_copy(update={"name": method}),
         "training": cfg.training.model_copy(update={"bf16": bf16, "fp16": False, "gradient_checkpointing": ckpt})})
-        for method in methods for bf16 in (False, True) for ckpt in (False, True)]
+        for method in methods for bf16 in (False, True) for ckpt in (False, True) if not (method == "prefix" and ckpt)]
 
 
 def _run_worker(spec: dict) -> dict:

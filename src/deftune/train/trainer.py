@@ -117,9 +117,10 @@ def _careful_trainer_class():
         """transformers.Trainer with deftune's batching, loss, regularisation, schedule and validation."""
 
         def __init__(self, *args, cfg: Config, lengths: list[int], l2sp: L2SP | None, composite: Composite,
-                     renderer, task_records, **kwargs):
+                     renderer, task_records, adversary=None, **kwargs):
             super().__init__(*args, **kwargs)
             self.cfg, self.lengths, self.l2sp, self.composite = cfg, lengths, l2sp, composite
+            self.adversary = adversary  # deftune.safety.debias.Adversary: an extra loss term with its own head
             self.renderer, self.task_records = renderer, task_records
             self.loss_is_scaled_for_ga = True  # compute_loss normalises over the accumulated batch itself
             self.counters = {"computed": 0, "real": 0, "trained": 0}
@@ -151,6 +152,8 @@ def _careful_trainer_class():
                     loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
                 if self.l2sp:
                     loss = loss + self.l2sp.penalty() / self.current_gradient_accumulation_steps
+                if self.adversary is not None:
+                    loss = loss + self.adversary.loss(inputs) / self.current_gradient_accumulation_steps
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss.item()} at step {self.state.global_step + 1}; training stopped. "
@@ -169,7 +172,8 @@ def _careful_trainer_class():
                 anchored = {id(p) for p in self.l2sp.params.values()} if self.l2sp else set()
                 decay, no_decay = [], []
                 plain = self.cfg.training.regularization == "plain"
-                for p in (model or self.model).parameters():
+                adversary = list(self.adversary.parameters()) if self.adversary is not None else []
+                for p in [*(model or self.model).parameters(), *adversary]:
                     if not p.requires_grad:
                         continue
                     # Norms and biases never decay; L2-SP replaces decay for anchored (fully trained) weights.
@@ -201,6 +205,8 @@ def _careful_trainer_class():
                     "peak_memory_mb": peak_memory_mb(),
                 })
                 self.counters = {k: 0 for k in c}
+                if self.adversary is not None:
+                    logs.update(self.adversary.take_window(self.state.global_step))
                 self.last_log = now
             super().log(logs, start_time)
 
@@ -353,17 +359,19 @@ def _fit_memory(cfg: Config, trained_per_row: int | None) -> tuple[Config, dict]
 
 
 def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: bool = False,
-          retention_drop=None) -> TrainResult:
+          retention_drop=None, callbacks=()) -> TrainResult:
     """Fine-tune `cfg.model` on `cfg.data` with `cfg.method`; artifacts go to <run>/train/.
 
     On out-of-memory the micro-batch is halved and gradient accumulation doubled, and training starts again.
     With `resume`, continue the named run from its last complete checkpoint. `retention_drop` (model → drop
     versus the base model) adds the retention term to the composite validation score; without it, a positive
-    training.early_stopping.retention_weight measures the drop on evaluation.retention_benchmarks."""
+    training.early_stopping.retention_weight measures the drop on evaluation.retention_benchmarks. `callbacks`:
+    extra transformers TrainerCallbacks (e.g. a sweep's pruning)."""
     backoffs = []
     while True:
         try:
-            result = _train(cfg, overwrite=overwrite, resume=resume, quiet=quiet, retention_drop=retention_drop)
+            result = _train(cfg, overwrite=overwrite, resume=resume, quiet=quiet, retention_drop=retention_drop,
+                            extra_callbacks=callbacks)
             result.batching["oom_backoffs"] = backoffs
             return result
         except torch.OutOfMemoryError:
@@ -379,7 +387,8 @@ def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: 
             cfg, overwrite = smaller, True
 
 
-def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention_drop) -> TrainResult:
+def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention_drop,
+           extra_callbacks) -> TrainResult:
     from transformers import EarlyStoppingCallback, set_seed
 
     started = time.monotonic()
@@ -396,6 +405,10 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         metrics_path.unlink(missing_ok=True)
 
     splits = data.load_splits(cfg.data, cfg.run.seed)
+    if cfg.data.augment.enabled:  # variants of training records only, written to <run>/augment/
+        from ..data.augment import for_training
+
+        splits = for_training(splits, cfg, run_dir)
     runs.write_json(run_dir / "data" / "split.json",
                     {name: [r.id for r in ds.records] for name, ds in splits.items()})
     model, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
@@ -421,6 +434,9 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     if cfg.training.regularization == "l2sp":
         l2sp = L2SP([(n, p) for n, p in model.named_parameters() if id(p) in base_params], cfg.training.l2sp)
     composite = Composite(cfg.training.early_stopping, retention_drop)
+    from ..safety import debias
+
+    adversary = debias.build(cfg, model, train_set, splits["train"].records)
     kept_ids = {r.id for r in val_set}
     task_records = [r for r in splits["validation"].records
                     if r.id in kept_ids][:cfg.training.early_stopping.task_examples]
@@ -428,7 +444,8 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     cfg, memory = _fit_memory(cfg, max((r.n_trained for r in train_set), default=None))
     plan = BatchPlan.of(cfg, [len(r) for r in train_set], int(os.environ.get("WORLD_SIZE", "1")))
     args = _training_args(cfg, out, bool(val_set), plan, quiet)
-    callbacks = [_metrics_callback(metrics_path)]
+    callbacks = [_metrics_callback(metrics_path)] + ([debias.callback(adversary, out)] if adversary else [])
+    callbacks.extend(extra_callbacks)
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=es.patience,
                                                early_stopping_threshold=es.min_delta))
@@ -442,7 +459,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
         data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing), callbacks=callbacks, cfg=cfg,
         lengths=[len(r) for r in train_set], l2sp=l2sp, composite=composite, renderer=renderer,
-        task_records=task_records)
+        task_records=task_records, adversary=adversary)
     if quiet:  # with progress bars off, transformers would print every log dict instead
         from transformers.trainer_callback import PrinterCallback
 

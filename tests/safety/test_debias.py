@@ -1,0 +1,78 @@
+import json
+
+import pytest
+import torch
+
+from deftune import config
+from deftune.errors import ConfigError
+from deftune.safety import debias
+from deftune.train.trainer import train
+from tests.helpers import write_jsonl
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5, 2.0])
+def test_gradient_reversal_is_identity_forward_and_negated_backward(scale):
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 4, dtype=torch.float64)
+    y = debias.reverse_gradient(x, scale)
+    assert torch.equal(y, x)
+    (y * w).sum().backward()
+    assert torch.allclose(x.grad, -scale * w)
+
+
+def test_reversed_gradient_is_minus_scale_times_the_finite_difference_gradient():
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()
+    target = torch.tensor([1, 0])
+    x = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+
+    def adversary_loss(inp):
+        return torch.nn.functional.cross_entropy(head(inp), target)
+
+    adversary_loss(debias.reverse_gradient(x, 0.7)).backward()
+    numeric = torch.zeros_like(x)
+    eps = 1e-6
+    for i in range(x.numel()):
+        step = torch.zeros_like(x).view(-1)
+        step[i] = eps
+        step = step.view_as(x)
+        numeric.view(-1)[i] = (adversary_loss(x + step) - adversary_loss(x - step)) / (2 * eps)
+    # the features receive the opposite of the adversary's gradient: a descent step makes the adversary worse
+    assert torch.allclose(x.grad, -0.7 * numeric, atol=1e-6)
+    head_grads = [p.grad for p in head.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in head_grads)  # the head itself still learns
+
+
+def _gendered_data(root):
+    rows = [{"id": f"{g}-{topic}-{i}", "text": f"{pronoun} wrote about {topic} number {i}", "label": topic,
+             "group": {"gender": g}}
+            for i in range(6) for g, pronoun in (("female", "She"), ("male", "He")) for topic in ("sport", "tech")]
+    return write_jsonl(root / "g.jsonl", rows)
+
+
+@pytest.mark.parametrize("weight, probe", [(1.0, False), (0.0, True)])
+def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, weight, probe):
+    cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={_gendered_data(tmp_path)}",
+                             f"run.root={tmp_path}", "run.name=a", "training.max_steps=3", "training.batch_size=8",
+                             "training.batching=fixed", "data.split.test=0", "data.split.validation=0",
+                             f"safety.adversary_weight={weight}", f"safety.adversary_probe={probe}"])
+    train(cfg, quiet=True)
+    report = json.loads((tmp_path / "a" / "train" / "adversary.json").read_text())
+    assert report["groups"] == ["female", "male"] and report["weight"] == weight
+    assert report["chance_accuracy"] == 0.5 and report["group_rows"] == {"female": 12, "male": 12}
+    assert 0 <= report["final_accuracy"] <= 1 and len(report["history"]) == 3
+    steps = [json.loads(line) for line in (tmp_path / "a" / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert sum("adversary_accuracy" in s for s in steps) == 3
+
+
+def test_the_adversary_needs_two_groups_and_unpacked_rows(tiny_model, tmp_path):
+    rows = [{"id": str(i), "text": f"plain text {i}", "label": "a" if i % 2 else "b"} for i in range(8)]
+    base = [f"model.spec={tiny_model}", f"run.root={tmp_path}", "training.max_steps=1", "data.split.test=0",
+            "data.split.validation=0", "safety.adversary_weight=1"]
+    cfg = config.load(None, base + [f"data.path={write_jsonl(tmp_path / 'p.jsonl', rows)}", "run.name=x"])
+    with pytest.raises(ConfigError, match="at least two 'gender' groups"):
+        train(cfg, quiet=True)
+    cfg = config.load(None, base + [f"data.path={_gendered_data(tmp_path)}", "run.name=y", "training.packing=true"])
+    with pytest.raises(ConfigError, match="packing"):
+        train(cfg, quiet=True)

@@ -1,0 +1,50 @@
+"""The report's verdict and page from crafted artifacts (the whole page on a real run: tests/test_pipeline.py)."""
+
+import json
+
+import pytest
+
+from deftune.errors import RunError
+from deftune.report import build
+from deftune.report.html import Artifacts, interval, verdict
+
+
+def _iv(value, low, high, unit="share"):
+    return {"value": value, "low": low, "high": high, "unit": unit, "n": 100, "confidence": 0.95}
+
+
+def _eval(diff, p, drop_low):
+    metric = {"base": {"generated": {"macro_f1": _iv(0.3, 0.2, 0.4)}},
+              "tuned": {"generated": {"macro_f1": _iv(0.3 + diff, 0.2 + diff, 0.4 + diff)}}}
+    return {"task": "classification", "examples": 100, "metrics": metric,
+            "comparison": {"generated": {"macro_f1": {"difference": diff, "low": diff - 0.05, "high": diff + 0.05,
+                                                      "p_value": p, "unit": "share"}}},
+            "retention": {"metrics": {"all": {"base": _iv(0.5, 0.45, 0.55), "tuned": _iv(0.47, 0.42, 0.52),
+                                              "drop": _iv(0.03, drop_low, 0.06, "points"),
+                                              "relative_drop": _iv(0.06, 0.0, 0.1), "p_value": 0.04}}}}
+
+
+def test_verdict_weighs_task_gain_against_forgetting(tmp_path):
+    good = verdict(Artifacts(tmp_path, eval=_eval(0.5, 0.001, -0.01)))
+    assert good[0] == "good" and [k for k, _ in good[1]] == ["pass", "pass"]
+    forgot = verdict(Artifacts(tmp_path, eval=_eval(0.5, 0.001, 0.01)))
+    assert forgot[0] == "mixed" and "significantly forgotten" in forgot[1][1][1]
+    useless = verdict(Artifacts(tmp_path, eval=_eval(0.01, 0.4, 0.01)))
+    assert useless[0] == "bad" and "no significant improvement" in useless[1][0][1]
+
+
+def test_intervals_print_shares_in_percent():
+    assert interval(_iv(0.945, 0.923, 0.966)) == "94.5 [92.3, 96.6]"
+    assert interval(_iv(31.15, 27.97, 34.92, "perplexity")) == "31.15 [27.97, 34.92]"
+    assert interval(None) == "–"
+
+
+def test_a_partial_run_still_gets_a_page(tmp_path):
+    (tmp_path / "config.yaml").write_text("run:\n  seed: 1\n")
+    (tmp_path / "evaluate").mkdir()
+    (tmp_path / "evaluate" / "eval.json").write_text(json.dumps(_eval(0.5, 0.001, -0.01)))
+    page = build(tmp_path).read_text()
+    assert "The fine-tune improves the task without measured losses" in page
+    assert "No training artifacts in this run." in page and "<pre>run:\n  seed: 1\n</pre>" in page
+    with pytest.raises(RunError, match="not a deftune run folder"):
+        build(tmp_path / "evaluate")

@@ -117,7 +117,8 @@ def test_a_killed_sweep_continues_the_same_study(tmp_path, tiny_model):
     result = sweep.sweep(config.load(None, _overrides(tmp_path, tiny_model, "k", *extra)), quiet=True)
     trials = _study(tmp_path, "k").trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
-    assert trials[2].system_attrs["failed_trial"] == 1 and trials[2].params == trials[1].params  # re-queued
+    retried = [t for t in trials[2:] if t.system_attrs.get("failed_trial") == 1]  # re-queued once, same values
+    assert len(retried) == 1 and retried[0].params == trials[1].params
     assert result.counts["COMPLETE"] == 3  # trial 0 was not run again
     assert (tmp_path / "runs" / "k" / "sweep" / "trial-3" / "train" / "adapter").is_dir()
 

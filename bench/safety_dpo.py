@@ -17,7 +17,7 @@ from pathlib import Path
 
 from deftune import config, models
 from deftune.evaluate.generate import DecodingSettings, generate
-from deftune.evaluate.retention import _subset
+from deftune.data import seeded_subset
 from deftune.safety import filters
 from deftune.safety.guard import chat_prompt
 from deftune.safety.preference import build_pairs, run_dpo, write_pairs
@@ -38,7 +38,7 @@ def main() -> None:
                              "safety.batch_size=8"])
     started = time.perf_counter()
     model, tokenizer = models.load(args.model)
-    prompts = (_subset(filters.toxic_prompts(0.8), args.prompts, args.seed)
+    prompts = (seeded_subset(filters.toxic_prompts(0.8), args.prompts, args.seed)
                + filters.benign_prompts(args.prompts, args.seed))
     answers = generate(model, tokenizer, [chat_prompt(tokenizer, p) for p in prompts],
                        DecodingSettings(max_new_tokens=64, batch_size=8))

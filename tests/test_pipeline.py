@@ -60,6 +60,20 @@ def test_a_change_reruns_only_the_stages_it_reaches(tiny_pipeline):
         pipeline.run(changed, start="deploy")
 
 
+def test_the_train_key_follows_the_safety_settings_training_reads(tmp_path):
+    data = classification_file(tmp_path / "d.jsonl")
+    base = config.load(None, [f"data.path={data}"])
+    train_key = pipeline.keys(base)["train"]
+
+    def changed(**safety):
+        return pipeline.keys(base.model_copy(update={"safety": base.safety.model_copy(update=safety)}))
+
+    assert changed(balance="reweight")["train"] != train_key
+    assert changed(adversary_weight=0.5)["train"] != train_key
+    assert changed(refusal="No.")["train"] == train_key  # read by the safety stage only
+    assert changed(refusal="No.")["safety"] != pipeline.keys(base)["safety"]
+
+
 def test_data_fingerprint_follows_the_content(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n')

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -299,6 +299,9 @@ class EvaluationConfig(Section):
 class SafetyConfig(Section):
     """Safety: content screens (`deftune screen`, `deftune.safety.Guard`), bias benchmarks and the filter
     evaluation (`deftune safety`), balanced data, adversarial debiasing and preference tuning (DPO)."""
+    TRAINING_FIELDS: ClassVar[tuple[str, ...]] = (  # what fine-tuning reads (part of the pipeline's train key)
+        "balance", "counterfactual", "swap_lexicon", "group_attribute", "adversary_weight", "adversary_probe",
+        "adversary_hidden")
     classifier: bool = Field(True, description="offensive-language classifier (alt-profanity-check)")
     classifier_threshold: float = Field(0.5, gt=0, lt=1, description="classifier probability that flags a text")
     blocklist: dict[str, list[str]] | None = Field(

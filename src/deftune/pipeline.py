@@ -123,6 +123,7 @@ STAGES = (
           (), _plan),
     Stage("train", "train/result.json",
           lambda cfg: {**_data_inputs(cfg), **_sections(cfg, "method", "training"),
+                       "safety": cfg.safety.model_dump(mode="json", include=set(cfg.safety.TRAINING_FIELDS)),
                        "retention": cfg.evaluation.retention_benchmarks
                        if cfg.training.early_stopping.retention_weight else None},
           (), _train),

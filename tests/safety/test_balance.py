@@ -6,6 +6,7 @@ import pytest
 from deftune.config import SafetyConfig
 from deftune.data.records import Record
 from deftune.safety.balance import augment, balance, counterfactual, groups_of, resample, reweight, swap, swap_table
+from tests.helpers import write_jsonl
 
 
 def rec(i, text, label, group=None):
@@ -101,3 +102,51 @@ def test_balance_command_writes_weights(tmp_path):
                               SafetyConfig(balance="reweight"), seed=0)
     assert report["cells_before"] == {"female|sport": 1, "female|tech": 1, "male|sport": 1, "male|tech": 2}
     assert sum(report["cells_after"].values()) == pytest.approx(5)
+
+
+def _skewed(tmp_path, weight=None):
+    """Gender and label correlated: women write 3 sport + 1 tech, men 1 sport + 3 tech."""
+    rows = [{"id": f"{g}-{i}", "text": f"{p} wrote item {i}", "label": "sport" if (i < 3) == (g == "f") else "tech"}
+            for g, p in (("f", "She"), ("m", "He")) for i in range(4)]
+    if weight is not None:
+        rows[0]["meta"] = {"weight": weight}
+    return write_jsonl(tmp_path / "skewed.jsonl", rows)
+
+
+def _base(tiny_model, tmp_path, data):
+    return [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}", "run.name=b",
+            "training.max_steps=2", "training.batch_size=8", "training.batching=fixed", "data.split.test=0",
+            "data.split.validation=0"]
+
+
+def test_training_reweights_the_loss_by_group_and_label(tiny_model, tmp_path, monkeypatch):
+    from deftune import config
+    from deftune.train import trainer
+
+    seen = []
+    real = trainer.trained_position_loss
+
+    def spy(model, inputs, num_items):
+        seen.extend(inputs["loss_weights"][:, -1].tolist())
+        return real(model, inputs, num_items)
+
+    monkeypatch.setattr(trainer, "trained_position_loss", spy)
+    cfg = config.load(None, _base(tiny_model, tmp_path, _skewed(tmp_path)) + ["safety.balance=reweight"])
+    trainer.train(cfg, quiet=True)
+    # P(g)P(y)/P(g,y): 0.5*0.5/(3/8) for the common cells, 0.5*0.5/(1/8) for the rare ones
+    assert sorted(seen[:8]) == pytest.approx([2 / 3] * 6 + [2.0] * 2)
+    report = json.loads((tmp_path / "b" / "data" / "balance.json").read_text())
+    assert report["cells_before"] == {"female|sport": 3, "female|tech": 1, "male|sport": 1, "male|tech": 3}
+    assert report["cells_after"] == pytest.approx({"female|sport": 2, "female|tech": 2, "male|sport": 2,
+                                                   "male|tech": 2})
+
+
+@pytest.mark.parametrize("weight", [-1, "heavy", True])
+def test_a_bad_meta_weight_names_its_record(tiny_model, tmp_path, weight):
+    from deftune import config
+    from deftune.errors import DataError
+    from deftune.train import trainer
+
+    cfg = config.load(None, _base(tiny_model, tmp_path, _skewed(tmp_path, weight)))
+    with pytest.raises(DataError, match=r"skewed.jsonl:1:meta.weight: expected a finite number >= 0"):
+        trainer.train(cfg, quiet=True)

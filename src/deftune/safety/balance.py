@@ -12,14 +12,18 @@ text; records with no group, or several, keep weight 1 and are never resampled."
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
-from ..config import SafetyConfig
+from ..config import Config, SafetyConfig
 from ..data.audit.bias import detect, lexicon
-from ..data.records import Record
+from ..data.records import Dataset, Record
+
+log = logging.getLogger(__name__)
 
 SWAPS = {  # one direction; applied both ways ("her" is resolved by the word after it)
     "he": "she", "him": "her", "his": "her", "himself": "herself", "man": "woman", "men": "women", "boy": "girl",
@@ -171,3 +175,18 @@ def balance(records: list[Record], cfg: SafetyConfig, seed: int) -> tuple[list[R
         report["cells_after"] = cell_counts(groups_of(records, cfg.group_attribute), [r.label for r in records])
     report["records_after"] = len(records)
     return records, report
+
+
+def for_training(parts: dict[str, Dataset], config: Config, run_dir: str | Path) -> dict[str, Dataset]:
+    """Training's hook after the split (and augmentation): the train part balanced as `safety.balance` and
+    `safety.counterfactual` say, with the report written to <run_dir>/data/balance.json. Reweighted records carry
+    meta.weight, which the trainer's loss reads."""
+    from ..runs import write_json
+
+    train = parts["train"]
+    records, report = balance(train.records, config.safety, config.run.seed)
+    write_json(Path(run_dir) / "data" / "balance.json", report)
+    log.info("balance (%s, counterfactual %s): %d -> %d training records, %d with a %s group", config.safety.balance,
+             config.safety.counterfactual, len(train), len(records), report["with_group"],
+             config.safety.group_attribute)
+    return {**parts, "train": Dataset(records, train.format, f"{train.source}+balanced")}

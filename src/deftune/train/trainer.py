@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .. import data, models, runs
 from ..config import Config
 from ..data.render import IGNORE, Rendered
-from ..errors import ConfigError, DeftuneError, ModelError, RunError
+from ..errors import ConfigError, DataError, DeftuneError, ModelError, RunError
 from . import methods, schedule
 from .batching import TokenBudgetBatchSampler
 from .regularize import L2SP, set_attention_dropout
@@ -71,16 +71,27 @@ class Collator:
 
     With `packing`, the examples are instead concatenated into one row with position ids restarting at each
     example, which transformers turns into a block-diagonal causal mask: no padding, and no attention across
-    examples. Each example's first label is masked so no example is trained to follow the one before it."""
+    examples. Each example's first label is masked so no example is trained to follow the one before it.
 
-    def __init__(self, pad_token_id: int, packing: bool = False):
-        self.pad, self.packing = pad_token_id, packing
+    With `weights` (example id -> weight, from the records' meta.weight), the batch also carries `loss_weights`,
+    each token's weight aligned with `labels` (1 for examples without one)."""
+
+    def __init__(self, pad_token_id: int, packing: bool = False, weights: dict[str, float] | None = None):
+        self.pad, self.packing, self.weights = pad_token_id, packing, weights
 
     def __call__(self, examples: list[Rendered]) -> dict[str, torch.Tensor]:
-        if self.packing:
-            return {"input_ids": torch.tensor([[t for e in examples for t in e.input_ids]]),
-                    "labels": torch.tensor([[t for e in examples for t in [IGNORE, *e.labels[1:]]]]),
-                    "position_ids": torch.tensor([[p for e in examples for p in range(len(e))]])}
+        batch = self._packed(examples) if self.packing else self._padded(examples)
+        if self.weights:
+            batch["loss_weights"] = self._token_weights(examples, batch["labels"].shape)
+        return batch
+
+    @staticmethod
+    def _packed(examples: list[Rendered]) -> dict[str, torch.Tensor]:
+        return {"input_ids": torch.tensor([[t for e in examples for t in e.input_ids]]),
+                "labels": torch.tensor([[t for e in examples for t in [IGNORE, *e.labels[1:]]]]),
+                "position_ids": torch.tensor([[p for e in examples for p in range(len(e))]])}
+
+    def _padded(self, examples: list[Rendered]) -> dict[str, torch.Tensor]:
         width = max(len(e) for e in examples)
         ids = torch.full((len(examples), width), self.pad, dtype=torch.long)
         labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
@@ -92,22 +103,46 @@ class Collator:
             mask[row, :n] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
+    def _token_weights(self, examples: list[Rendered], shape: torch.Size) -> torch.Tensor:
+        weights = [self.weights.get(e.id, 1.0) for e in examples]
+        if self.packing:
+            return torch.tensor([[w for e, w in zip(examples, weights) for _ in range(len(e))]])
+        return torch.tensor(weights).unsqueeze(1).expand(shape).contiguous()
+
+
+def example_weights(records) -> dict[str, float] | None:
+    """Each training record's loss weight from its `meta.weight` (as `deftune balance` and safety.balance=reweight
+    write them), or None when no record has one."""
+    if not any("weight" in r.meta for r in records):
+        return None
+    weights = {}
+    for r in records:
+        w = r.meta.get("weight", 1.0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise DataError(f"expected a finite number >= 0, got {w!r}", file=r.source or r.id, field="meta.weight")
+        weights[r.id] = float(w)
+    return weights
+
 
 def trained_position_loss(model, inputs: dict, num_items: torch.Tensor | int | None) -> tuple[torch.Tensor, int]:
     """Sum of token cross-entropies at trained positions divided by `num_items` (default: this batch's count).
 
     The model's vocabulary projection runs only at positions where some row's next token is trained
-    (`logits_to_keep` with explicit positions), which for answers of a few tokens skips most of its cost."""
+    (`logits_to_keep` with explicit positions), which for answers of a few tokens skips most of its cost. With
+    `loss_weights` in the batch each token's cross-entropy is scaled by its example's weight; the divisor stays the
+    token count, so weights averaging 1 (as reweighting makes them) keep the loss's scale."""
     labels = inputs["labels"]
     targets = labels[:, 1:]
     keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
-    model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+    model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "loss_weights")}
     logits = model(**model_inputs, logits_to_keep=keep, use_cache=False).logits
     targets = targets[:, keep]
-    total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                            ignore_index=IGNORE, reduction="sum")
+    losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                             ignore_index=IGNORE, reduction="none")
+    if "loss_weights" in inputs:
+        losses = losses * inputs["loss_weights"][:, 1:][:, keep].reshape(-1).to(losses.device)
     count = int((targets != IGNORE).sum())
-    return total / (num_items if num_items is not None else max(count, 1)), count
+    return losses.sum() / (num_items if num_items is not None else max(count, 1)), count
 
 
 def _careful_trainer_class():
@@ -409,6 +444,11 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         from ..data.augment import for_training
 
         splits = for_training(splits, cfg, run_dir)
+    if cfg.safety.balance != "none" or cfg.safety.counterfactual:  # after augmentation: variants are balanced too
+        from ..safety.balance import for_training as balanced
+
+        splits = balanced(splits, cfg, run_dir)
+    weights = example_weights(splits["train"].records)
     runs.write_json(run_dir / "data" / "split.json",
                     {name: [r.id for r in ds.records] for name, ds in splits.items()})
     model, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
@@ -457,7 +497,8 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
 
     trainer = _careful_trainer_class()(
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
-        data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing), callbacks=callbacks, cfg=cfg,
+        data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing,
+                               weights=weights), callbacks=callbacks, cfg=cfg,
         lengths=[len(r) for r in train_set], l2sp=l2sp, composite=composite, renderer=renderer,
         task_records=task_records, adversary=adversary)
     if quiet:  # with progress bars off, transformers would print every log dict instead

@@ -91,8 +91,8 @@ def test_balance_command_writes_weights(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(app, ["balance", str(data), "--out", str(out), "--set", "safety.balance=reweight",
-                                      "--set", "safety.counterfactual=true"])
+    result = CliRunner().invoke(app, ["balance", str(data), "safety.balance=reweight",
+                                      "safety.counterfactual=true", "--out", str(out)])
     assert result.exit_code == 0, result.output
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(written) == 11  # 6 records + 5 counterfactual copies

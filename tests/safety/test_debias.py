@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,6 +63,10 @@ def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, wei
     assert report["groups"] == ["female", "male"] and report["weight"] == weight
     assert report["chance_accuracy"] == 0.5 and report["group_rows"] == {"female": 12, "male": 12}
     assert 0 <= report["final_accuracy"] <= 1 and len(report["history"]) == 3
+    probe = report["probe"]  # no validation split here: the probe falls back to the training rows
+    assert probe["on"] == "train" and probe["rows"] == 24 and probe["chance_accuracy"] == 0.5
+    assert 0 <= probe["tuned_accuracy"] <= 1 and 0 <= probe["base_accuracy"] <= 1  # LoRA: base = adapter off
+    assert (tmp_path / "a" / "train" / "checkpoints" / "checkpoint-3" / "adversary.safetensors").is_file()
     steps = [json.loads(line) for line in (tmp_path / "a" / "train" / "metrics.jsonl").read_text().splitlines()]
     assert sum("adversary_accuracy" in s for s in steps) == 3
 
@@ -76,3 +81,38 @@ def test_the_adversary_needs_two_groups_and_unpacked_rows(tiny_model, tmp_path):
     cfg = config.load(None, base + [f"data.path={_gendered_data(tmp_path)}", "run.name=y", "training.packing=true"])
     with pytest.raises(ConfigError, match="packing"):
         train(cfg, quiet=True)
+
+
+def test_answer_pooling_reads_the_last_prompt_token():
+    hidden = torch.arange(2 * 5 * 1, dtype=torch.float).view(2, 5, 1)  # row r, position t -> 5r + t
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    labels = torch.tensor([[-100, -100, 7, 8, -100], [-100, -100, -100, -100, -100]])
+    # row 0: the first trained token is at 2, decided by the state at 1; row 1 trains nothing: its last real token
+    assert debias.pool(hidden, mask, labels, "answer").squeeze(1).tolist() == [1.0, 9.0]
+    assert debias.pool(hidden, mask, labels, "mean").squeeze(1).tolist() == [1.5, 7.0]
+
+
+def test_the_probe_reads_a_separable_attribute_and_not_noise():
+    rng = np.random.default_rng(0)
+    targets = ["f", "m"] * 100
+    noise = rng.normal(size=(200, 16))
+    separable = noise + np.array([[5.0 if t == "f" else -5.0] + [0.0] * 15 for t in targets])
+    assert debias._cv_accuracy(separable, targets, seed=0) == 1.0
+    assert abs(debias._cv_accuracy(noise, targets, seed=0) - 0.5) < 0.1
+
+
+def test_the_adversary_head_round_trips_through_a_checkpoint(tiny_model, tmp_path):
+    from deftune import models
+    from deftune.errors import RunError
+
+    model, _ = models.load(str(tiny_model))
+    first = debias.Adversary(model, ["f", "m"], {}, weight=1.0, hidden=8)
+    first.history = [{"step": 1, "adversary_accuracy": 0.75, "adversary_loss": 0.5}]
+    first.save(tmp_path)
+    second = debias.Adversary(model, ["f", "m"], {}, weight=1.0, hidden=8)
+    second.restore(tmp_path)
+    for a, b in zip(first.head.parameters(), second.head.parameters()):
+        assert torch.equal(a, b)
+    assert second.history == first.history
+    with pytest.raises(RunError, match="saved without the adversary"):
+        second.restore(tmp_path / "elsewhere")

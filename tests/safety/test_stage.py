@@ -47,9 +47,8 @@ def test_run_folder_compares_base_and_tuned(tiny_run):
 
 
 def test_model_spec_writes_its_own_run(tiny_model, tmp_path):
-    result = CliRunner().invoke(app, ["safety", str(tiny_model), "--set", f"run.root={tmp_path}", "--set",
-                                      "run.name=m", "--set", "safety.bias_benchmarks=[winobias]",
-                                      *[a for f in FAST for a in ("--set", f)], "--quiet"])
+    result = CliRunner().invoke(app, ["safety", str(tiny_model), f"run.root={tmp_path}", "run.name=m",
+                                      "safety.bias_benchmarks=[winobias]", *FAST, "--quiet"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "m" / "safety" / "safety.json").read_text())
     assert report["systems"] == ["model"] and list(report["bias"]["metrics"]) == ["winobias"]
@@ -71,7 +70,7 @@ def test_screen_command_writes_one_verdict_per_item(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["screen", "missing.txt"], "missing.txt: file not found"),
-    (["screen", "BAD", "--set", "safety.classifier_threshold=2"], "safety.classifier_threshold"),
+    (["screen", "BAD", "safety.classifier_threshold=2"], "safety.classifier_threshold"),
     (["safety", "/nonexistent/model"], "model not found"),
     (["dpo", "missing.jsonl"], "missing.jsonl: file not found"),
 ])

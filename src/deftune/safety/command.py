@@ -24,10 +24,10 @@ def _config(config: str | None, overrides: list[str] | None):
 def screen_command(
         texts: str = typer.Argument(..., metavar="TEXTS", help="JSONL with a 'text' field (.jsonl), or plain text "
                                                                "with one item per line"),
+        overrides: Optional[list[str]] = typer.Argument(None, metavar="KEY=VALUE", show_default=False,
+                                                        help="config overrides, e.g. safety.classifier_threshold=0.7"),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="write the verdicts here (default: stdout)"),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (its safety section)"),
-        overrides: Optional[list[str]] = typer.Option(None, "--set", help="key=value override (repeatable), e.g. "
-                                                                          "safety.classifier_threshold=0.7")):
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (its safety section)")):
     """Screen texts (prompts, model outputs, training data): one JSON verdict per item with `flagged`,
     `categories`, the `rules` that fired and the `redacted` text."""
     from .screen import Screen, read_texts
@@ -49,10 +49,11 @@ def screen_command(
 def safety_command(
         target: str = typer.Argument(..., metavar="RUN_OR_MODEL",
                                      help="a run folder (base vs fine-tuned side by side) or a model spec"),
+        overrides: Optional[list[str]] = typer.Argument(None, metavar="KEY=VALUE", show_default=False,
+                                                        help="config overrides, e.g. safety.bias_examples=100"),
         config: Optional[str] = typer.Option(None, "--config", "-c",
                                              help="YAML config; for a run only its safety section applies"),
-        overrides: Optional[list[str]] = typer.Option(None, "--set", help="key=value override (repeatable), e.g. "
-                                                                          "safety.bias_examples=100"),
+
         overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier safety/ in the run folder"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
     """Bias benchmarks (CrowS-Pairs, StereoSet, BBQ, WinoBias), the content screens' recall and false-positive
@@ -74,10 +75,10 @@ def safety_command(
 
 def balance_command(
         data_path: str = typer.Argument(..., metavar="DATA", help="training data file or folder"),
+        overrides: Optional[list[str]] = typer.Argument(None, metavar="KEY=VALUE", show_default=False,
+                                                        help="config overrides, e.g. safety.balance=reweight"),
         out: str = typer.Option(..., "--out", "-o", help="JSONL file for the balanced records"),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (its safety section)"),
-        overrides: Optional[list[str]] = typer.Option(None, "--set", help="key=value override (repeatable), e.g. "
-                                                                          "safety.balance=reweight")):
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (its safety section)")):
     """Balance training data for safety.group_attribute: counterfactual copies (safety.counterfactual), then
     reweighting (weights in meta.weight) or stratified resampling (safety.balance); prints the cell counts."""
     from .. import data
@@ -119,10 +120,11 @@ def dpo_command(
 
 def pairs_command(
         prompts: str = typer.Argument(..., metavar="PROMPTS", help="prompts (JSONL with 'text', or one per line)"),
+        overrides: Optional[list[str]] = typer.Argument(None, metavar="KEY=VALUE", show_default=False,
+                                                        help="config overrides, e.g. safety.refusal='No.'"),
         out: str = typer.Option(..., "--out", "-o", help="JSONL preference file to write"),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="model spec answering (default model.spec)"),
         config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (model, safety)"),
-        overrides: Optional[list[str]] = typer.Option(None, "--set", help="key=value override (repeatable)"),
         helpful: bool = typer.Option(True, "--helpful/--no-helpful",
                                      help="also pair clean answers to safe prompts against the refusal (against "
                                           "over-refusal)")):

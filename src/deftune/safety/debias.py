@@ -1,25 +1,36 @@
 """Adversarial debiasing (Ganin & Lempitsky 2015; Zhang et al. 2018): during fine-tuning an adversary head
 predicts the protected attribute from the model's pooled hidden states through a gradient-reversal layer. The head
 learns to predict the attribute; the reversed gradient, scaled by `safety.adversary_weight`, pushes the model to
-make its representations uninformative about it. The adversary's accuracy is logged (it should fall toward the
-majority-group rate) into metrics.jsonl and train/adversary.json.
+make its representations uninformative about it. By default the state pooled is the one at the answer position
+(the last prompt token), the one the prediction is read from: debiasing asks the decision not to depend on the
+group, while the text itself may still name it (mean pooling over all tokens is the alternative).
 
-The trainer calls `Adversary.loss(inputs)` once per micro-batch, like its L2-SP term. Rows are matched to their
-record's group by their tokens (the collator passes no ids), so packing is not supported."""
+Reported in metrics.jsonl and train/adversary.json: the adversary's accuracy (it should fall toward the
+majority-group rate), and after training a fresh cross-validated probe on held-out rows, for the tuned and the
+base model, which measures what is left of the attribute without the adversary's moving target.
+
+The trainer calls `Adversary.loss(inputs)` once per micro-batch, like its L2-SP term, and saves the head with each
+checkpoint. Rows are matched to their record's group by their tokens (the collator passes no ids), so packing is
+not supported."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
-from ..errors import ConfigError
+from ..data import seeded_subset
+from ..errors import ConfigError, RunError
+from ..runs import write_json
 
 IGNORE = -100
+ADVERSARY_WEIGHTS, ADVERSARY_STATE = "adversary.safetensors", "adversary.json"
 
 
 class GradientReversal(torch.autograd.Function):
@@ -45,14 +56,28 @@ def decoder_of(model) -> nn.Module:
     return base.get_decoder()
 
 
+def pool(hidden: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None, how: str) -> torch.Tensor:
+    """One vector per row: at the answer position (the last prompt token, whose state decides the first answer
+    token; the last real token where a row trains nothing) or the mean over real tokens."""
+    if how == "mean":
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+    ends = mask.sum(1)
+    if labels is not None:
+        trained = labels != IGNORE
+        ends = torch.where(trained.any(1), trained.int().argmax(1), ends)
+    return hidden[torch.arange(len(hidden), device=hidden.device), (ends - 1).clamp(min=0)]
+
+
 class Adversary(nn.Module):
-    """A two-layer head on mean-pooled last hidden states, behind a gradient-reversal layer."""
+    """A two-layer head on pooled last hidden states (`safety.adversary_pooling`), behind a gradient-reversal
+    layer."""
 
     def __init__(self, model, groups: list[str], row_groups: dict[tuple[int, ...], int], *, weight: float,
-                 hidden: int):
+                 hidden: int, pooling: str = "answer"):
         super().__init__()
         size = model.config.hidden_size
-        self.groups, self.row_groups, self.weight = groups, row_groups, weight
+        self.groups, self.row_groups, self.weight, self.pooling = groups, row_groups, weight, pooling
         self.head = nn.Sequential(nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, len(groups)))
         self.head.to(next(model.parameters()).device)
         self._hidden: torch.Tensor | None = None
@@ -78,8 +103,7 @@ class Adversary(nn.Module):
         hidden = self._hidden
         if hidden is None or not (target != IGNORE).any():
             return torch.zeros((), device=ids.device)
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        pooled = pool(hidden, mask, inputs.get("labels"), self.pooling)
         self.head.to(pooled.device)  # the trainer may have moved the model since the head was built
         logits = self.head(reverse_gradient(pooled.float(), self.weight))
         loss = F.cross_entropy(logits, target, ignore_index=IGNORE)
@@ -100,6 +124,24 @@ class Adversary(nn.Module):
             self.history.append({"step": step, **found})
         return found
 
+    # ---- checkpoints: the head's weights and its log travel with the trainer's checkpoints -------------------
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()},
+                  str(folder / ADVERSARY_WEIGHTS))
+        write_json(folder / ADVERSARY_STATE, {"history": self.history, "total": dict(self.total)})
+
+    def restore(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        if not (folder / ADVERSARY_WEIGHTS).exists():
+            raise RunError(f"{folder}: no {ADVERSARY_WEIGHTS} (the checkpoint was saved without the adversary); "
+                           "resume with the safety settings it was trained with")
+        self.head.load_state_dict(load_file(str(folder / ADVERSARY_WEIGHTS)))
+        state = json.loads((folder / ADVERSARY_STATE).read_text())
+        self.history, self.total = state["history"], Counter(state["total"])
+
 
 def build(cfg: Config, model, rendered: list, records: list) -> Adversary | None:
     """The adversary for a run (None unless `safety.adversary_weight` > 0 or `safety.adversary_probe`)."""
@@ -109,40 +151,93 @@ def build(cfg: Config, model, rendered: list, records: list) -> Adversary | None
     if cfg.training.packing:
         raise ConfigError("adversarial debiasing needs one example per row; set training.packing=false",
                           field="safety.adversary_weight")
-    from .balance import groups_of
-
-    by_id = dict(zip((r.id for r in records), groups_of(records, sc.group_attribute)))
+    by_id = _groups_by_id(records, sc.group_attribute)
     names = sorted({g for g in by_id.values() if g is not None})
     if len(names) < 2:
         raise ConfigError(f"adversarial debiasing needs at least two '{sc.group_attribute}' groups in the training "
                           f"data (found {names or 'none'}); set group fields or safety.group_attribute",
                           field="safety.group_attribute")
     row_groups = {tuple(r.input_ids): names.index(by_id[r.id]) for r in rendered if by_id.get(r.id) is not None}
-    return Adversary(model, names, row_groups, weight=sc.adversary_weight, hidden=sc.adversary_hidden)
+    return Adversary(model, names, row_groups, weight=sc.adversary_weight, hidden=sc.adversary_hidden,
+                     pooling=sc.adversary_pooling)
 
 
-def callback(adversary: Adversary, out_dir: Path):
-    """Writes adversary.json when training ends: the accuracy over the last fifth of the logged steps, the
-    majority-group (chance) rate, groups, weight and the logged history."""
-    from transformers import TrainerCallback
+def _groups_by_id(records: list, attribute: str) -> dict[str, str | None]:
+    from .balance import groups_of
 
-    from ..runs import write_json
+    return dict(zip((r.id for r in records), groups_of(records, attribute)))
 
+
+@torch.no_grad()
+def _states(model, rows: list, pooling: str, batch_size: int) -> np.ndarray:
+    from ..train.trainer import Collator
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(rows), batch_size):
+        batch = Collator(0)(rows[i:i + batch_size])
+        hidden = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                       output_hidden_states=True, use_cache=False).hidden_states[-1]
+        out.append(pool(hidden, batch["attention_mask"].to(device), batch["labels"].to(device), pooling)
+                   .float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out)
+
+
+def _cv_accuracy(states: np.ndarray, targets: list[str], seed: int) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    folds = StratifiedKFold(n_splits=min(5, min(Counter(targets).values())), shuffle=True, random_state=seed)
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(classifier, states, targets, cv=folds).mean())
+
+
+def probe(model, rendered: list, records: list, cfg: Config) -> dict:
+    """How much of the protected attribute a fresh probe still reads from the pooled states: a logistic
+    regression with stratified k-fold cross-validation on the given rows that have a group (at most
+    `safety.adversary_probe_examples`, seeded), for the tuned model and, for PEFT methods, the base model (adapter
+    disabled). Unlike the adversary's own accuracy, it is not confounded by the head chasing a moving target."""
+    sc = cfg.safety
+    by_id = _groups_by_id(records, sc.group_attribute)
+    rows = seeded_subset([r for r in rendered if by_id.get(r.id) is not None], sc.adversary_probe_examples,
+                         cfg.run.seed)
+    targets = [by_id[r.id] for r in rows]
+    counts = Counter(targets)
+    if len(counts) < 2 or min(counts.values()) < 2:
+        return {"rows": len(rows), "groups": dict(counts), "skipped": "fewer than two groups with two rows each"}
+    found = {"rows": len(rows), "groups": dict(sorted(counts.items())),
+             "chance_accuracy": max(counts.values()) / len(rows),
+             "tuned_accuracy": _cv_accuracy(_states(model, rows, sc.adversary_pooling, sc.batch_size), targets,
+                                            cfg.run.seed)}
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            base = _states(model, rows, sc.adversary_pooling, sc.batch_size)
+        found["base_accuracy"] = _cv_accuracy(base, targets, cfg.run.seed)
+    return found
+
+
+def write_report(adversary: Adversary, model, held_out: tuple[list, list], train: tuple[list, list], cfg: Config,
+                 path: Path) -> dict:
+    """adversary.json: the head's accuracy over the last fifth of the logged steps against the majority-group
+    (chance) rate, the logged history, and the probe on held-out rows (validation; the training rows when the
+    held-out ones lack two groups)."""
     counts = Counter(adversary.row_groups.values())
-    chance = max(counts.values()) / sum(counts.values())
-
-    class AdversaryReport(TrainerCallback):
-        def on_train_end(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                history = adversary.history
-                last = history[-max(1, len(history) // 5):]
-                write_json(out_dir / "adversary.json", {
-                    "weight": adversary.weight, "groups": adversary.groups,
-                    "group_rows": {adversary.groups[g]: n for g, n in sorted(counts.items())},
-                    "chance_accuracy": chance,
-                    "final_accuracy": sum(h["adversary_accuracy"] for h in last) / len(last) if last else None,
-                    "overall_accuracy": (adversary.total["correct"] / adversary.total["seen"]
-                                         if adversary.total["seen"] else None),
-                    "history": history})
-
-    return AdversaryReport()
+    history = adversary.history
+    last = history[-max(1, len(history) // 5):]
+    found = probe(model, *held_out, cfg) | {"on": "validation"}
+    if "skipped" in found:
+        found = probe(model, *train, cfg) | {"on": "train"}
+    report = {"weight": adversary.weight, "pooling": adversary.pooling, "groups": adversary.groups,
+              "group_rows": {adversary.groups[g]: n for g, n in sorted(counts.items())},
+              "chance_accuracy": max(counts.values()) / sum(counts.values()),
+              "final_accuracy": sum(h["adversary_accuracy"] for h in last) / len(last) if last else None,
+              "overall_accuracy": (adversary.total["correct"] / adversary.total["seen"]
+                                   if adversary.total["seen"] else None),
+              "probe": found, "history": history}
+    write_json(path, report)
+    return report

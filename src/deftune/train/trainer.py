@@ -262,6 +262,8 @@ def _careful_trainer_class():
             super()._save_checkpoint(model, trial)
             if self.args.should_save:
                 folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+                if self.adversary is not None:
+                    self.adversary.save(folder)
                 runs.write_json(folder / COMPLETE, {"step": self.state.global_step})
 
     return CarefulTrainer
@@ -484,7 +486,9 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     cfg, memory = _fit_memory(cfg, max((r.n_trained for r in train_set), default=None))
     plan = BatchPlan.of(cfg, [len(r) for r in train_set], int(os.environ.get("WORLD_SIZE", "1")))
     args = _training_args(cfg, out, bool(val_set), plan, quiet)
-    callbacks = [_metrics_callback(metrics_path)] + ([debias.callback(adversary, out)] if adversary else [])
+    if adversary is not None and checkpoint is not None:
+        adversary.restore(checkpoint)
+    callbacks = [_metrics_callback(metrics_path)]
     callbacks.extend(extra_callbacks)
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=es.patience,
@@ -510,6 +514,10 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
             "share": counts.share}, "composite_weights": composite.weights(), "resumed_from": str(checkpoint or "")})
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     final = trainer.evaluate() if val_set else {}
+    if adversary is not None and trainer.args.process_index == 0:
+        debias.write_report(adversary, trainer.accelerator.unwrap_model(trainer.model),
+                            (val_set, splits["validation"].records), (train_set, splits["train"].records), cfg,
+                            out / "adversary.json")
 
     output_dir = methods.save(trainer.accelerator.unwrap_model(trainer.model), cfg.method, out)
     tokenizer.save_pretrained(output_dir)

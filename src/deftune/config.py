@@ -112,6 +112,9 @@ class AugmentConfig(Section):
                                                                 "below which a variant has drifted")
     max_chrf: float = Field(90.0, gt=0, le=100, description="chrF to the source above which a variant is a "
                                                             "near-copy")
+    max_perplexity_ratio: float | None = Field(
+        3.0, gt=0, description="fluency: a variant's perplexity under the paraphrasing model over its source's at "
+                               "most this (null: only the repeated-trigram check, no model needed)")
     min_length_ratio: float = Field(0.6, gt=0, description="shortest variant, in words relative to the source")
     max_length_ratio: float = Field(1.6, gt=0, description="longest variant, in words relative to the source")
     min_entity_recall: float = Field(1.0, ge=0, le=1, description="share of the source's capitalised names a "

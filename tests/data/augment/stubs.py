@@ -1,11 +1,13 @@
-"""A config for the tiny model and a stub translator (the pluggable interface, with answers chosen by the test)."""
+"""A config for the tiny model (fluency judged by repetition only, unless a test asks) and a stub translator (the
+pluggable interface, with answers chosen by the test)."""
 
 from deftune.config import Config, validate
 
 
 def config(**augment) -> Config:
     """The default config with data.augment settings changed (short generations for the tiny model)."""
-    return validate({"data": {"augment": {"max_new_tokens": 12, "candidates": 2, **augment}}})
+    return validate({"data": {"augment": {"max_new_tokens": 12, "candidates": 2, "max_perplexity_ratio": None,
+                                          **augment}}})
 
 
 class StubTranslator:

@@ -48,6 +48,28 @@ def test_embedder_without_weights_is_a_model_error(tmp_path):
         filters.Embedder(tmp_path)
 
 
+def test_fluency_drops_new_repetitions_and_garbled_text():
+    sources = ["Tuition fees rose and more students applied to universities in Scotland",
+               "He said it again and again: again and again, he said"] * 2
+    variants = ["The rise of fees, and the rise of fees, has been recorded",  # a trigram repeated: dropped
+                "He repeated it again and again: again and again, he repeated",  # the source repeats it too
+                "Fees rose and more students applied to Scottish universities",
+                "Browser of spark of frights of fixed security"]
+    check = filters.fluency(sources, variants, None, None)
+    assert check.passed.tolist() == [False, True, True, True]
+    assert check.values[0] == {"new_repeats": ["rise of fees", "the rise of"]} and check.values[2] == {}
+    ratios = filters.fluency(sources, variants, [1.0, 1.0, 1.4, 6.2], 3.0)
+    assert ratios.passed.tolist() == [False, True, True, False]
+    assert ratios.values[3] == {"perplexity_ratio": 6.2} and "3.0x" in ratios.threshold
+
+
+def test_perplexity_ratio_is_relative_to_the_source(tiny_llm):
+    text = "The team won the match in extra time"
+    same, other = filters.perplexity_ratios(tiny_llm.model, tiny_llm.tokenizer, [text, text],
+                                            [text, "time extra in match the won team The"], batch_size=2)
+    assert same == pytest.approx(1.0) and other > 0 and other != pytest.approx(1.0)
+
+
 def test_numbers_must_match_exactly():
     source = "Profits rose 12% to £3,200m in 2004."
     kept = "In 2004 profits climbed 12%, reaching £3200m."

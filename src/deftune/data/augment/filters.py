@@ -3,6 +3,9 @@ lists) and returns a `Check`: pass/fail per variant, the measured value and the 
 
 - length_ratio: variant words / source words within bounds;
 - novelty: chrF (sacrebleu) to the source at most `max_chrf`, so near-copies are dropped;
+- fluency: no word trigram repeated that the source does not repeat ("the rise of fees, and the rise of fees"),
+  and perplexity under the paraphrasing model at most `max_perplexity_ratio` times the source's (garbled machine
+  translation: "Browser of spark of frights of fixed security");
 - similarity: cosine of all-MiniLM-L6-v2 sentence embeddings (mean pooling over plain transformers, which matches
   sentence-transformers to 1e-8, so that package is not needed) at least `min_similarity`;
 - numbers: the same set of numbers as the source;
@@ -62,6 +65,43 @@ def novelty(sources: list[str], variants: list[str], max_chrf: float) -> Check:
     different = [" ".join(v.lower().split()) != " ".join(s.lower().split()) for s, v in zip(sources, variants)]
     return Check("novelty", np.array([d and c <= max_chrf for d, c in zip(different, scores)], dtype=bool), scores,
                  f"chrF to the source at most {max_chrf} (higher: a near-copy)")
+
+
+def repeated_trigrams(text: str) -> set[str]:
+    """Word trigrams (lower-cased, punctuation dropped) that occur more than once."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    seen: dict[str, int] = {}
+    for gram in zip(words, words[1:], words[2:]):
+        seen[" ".join(gram)] = seen.get(" ".join(gram), 0) + 1
+    return {g for g, n in seen.items() if n > 1}
+
+
+def fluency(sources: list[str], variants: list[str], perplexity_ratios: list[float] | None,
+            max_ratio: float | None) -> Check:
+    """Variants that repeat a trigram their source does not, or (with ratios) read much less fluently than it."""
+    values, passed = [], []
+    for i, (s, v) in enumerate(zip(sources, variants)):
+        repeats = sorted(repeated_trigrams(v) - repeated_trigrams(s))
+        value: dict[str, Any] = {"new_repeats": repeats} if repeats else {}
+        ok = not repeats
+        if perplexity_ratios is not None:
+            value["perplexity_ratio"] = round(perplexity_ratios[i], 3)
+            ok = ok and perplexity_ratios[i] <= max_ratio
+        passed.append(ok)
+        values.append(value)
+    limit = f"; perplexity at most {max_ratio}x the source's" if perplexity_ratios is not None else ""
+    return Check("fluency", np.array(passed, dtype=bool), values, f"no new repeated trigram{limit}")
+
+
+def perplexity_ratios(model, tokenizer, sources: list[str], variants: list[str], batch_size: int) -> list[float]:
+    """Each variant's perplexity under the model divided by its source's."""
+    from ...evaluate.scoring import token_losses
+
+    unique = sorted(set(sources))
+    rows = token_losses(model, tokenizer, unique + variants, max_tokens=512, batch_size=batch_size)
+    ppl = np.exp(rows[:, 0] / np.maximum(rows[:, 1], 1))
+    by_source = dict(zip(unique, ppl[:len(unique)]))
+    return [float(v / by_source[s]) for s, v in zip(sources, ppl[len(unique):])]
 
 
 def numbers(text: str) -> set[str]:

@@ -29,7 +29,7 @@ from .llm import load as load_llm
 
 log = logging.getLogger(__name__)
 
-FILTER_ORDER = ("length_ratio", "novelty", "similarity", "numbers", "entities", "label", "eval_overlap")
+FILTER_ORDER = ("length_ratio", "novelty", "fluency", "similarity", "numbers", "entities", "label", "eval_overlap")
 
 
 @dataclass
@@ -138,6 +138,11 @@ def checks(made: list[Candidate], records: list[Record], evals: list[Record], co
             filters.novelty(sources, variants, cfg.max_chrf),
             filters.similarity(engines.embedder(), sources, variants, cfg.min_similarity),
             filters.entities_kept(sources, variants, cfg.min_entity_recall)]
+    ratios = None
+    if cfg.max_perplexity_ratio is not None and made:
+        llm = engines.llm()
+        ratios = filters.perplexity_ratios(llm.model, llm.tokenizer, sources, variants, cfg.batch_size)
+    done.append(filters.fluency(sources, variants, ratios, cfg.max_perplexity_ratio))
     skipped = {}
     if cfg.numbers:
         done.append(filters.numbers_kept(sources, variants))

@@ -95,6 +95,9 @@ def test_the_pruner_stops_a_bad_trial(tmp_path, tiny_model):
     bad = trials[2]
     assert list(bad.intermediate_values) == [0]  # stopped at its first evaluation (step 2 of 6)
     assert bad.user_attrs["pruned_at_step"] == 2 and bad.user_attrs["steps"] == 2
+    assert bad.user_attrs["validation_loss"] is None  # a pruned trial skips the final evaluation ...
+    assert not (tmp_path / "runs" / "p" / "sweep" / "trial-2" / "train" / "adapter").exists()  # ... and the save
+    assert (tmp_path / "runs" / "p" / "sweep" / "trial-1" / "train" / "adapter").is_dir()
     good_first = sorted(t.intermediate_values[0] for t in trials[:2])
     assert bad.intermediate_values[0] < sum(good_first) / 2  # below the median the pruner compares with
     assert result.best["number"] in (0, 1) and result.counts == {"RUNNING": 0, "COMPLETE": 2, "PRUNED": 1,

@@ -208,6 +208,11 @@ class Pruning(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         self.training = False  # the evaluation after training (best checkpoint restored) is not an intermediate
 
+    @property
+    def abandoned(self) -> bool:
+        """A pruned trial's model is not used: training skips its final evaluation and save."""
+        return self.pruned_at is not None
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not self.training or self.pruned_at is not None or "eval_composite" not in (metrics or {}):
             return

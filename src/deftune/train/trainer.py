@@ -403,7 +403,8 @@ def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: 
     With `resume`, continue the named run from its last complete checkpoint. `retention_drop` (model → drop
     versus the base model) adds the retention term to the composite validation score; without it, a positive
     training.early_stopping.retention_weight measures the drop on evaluation.retention_benchmarks. `callbacks`:
-    extra transformers TrainerCallbacks (e.g. a sweep's pruning)."""
+    extra transformers TrainerCallbacks (e.g. a sweep's pruning); one whose `abandoned` is true when training
+    ends means the run will not be used, so the final evaluation and the save are skipped (output_dir is "")."""
     backoffs = []
     while True:
         try:
@@ -513,14 +514,16 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         _append(metrics_path, {"event": "start", "method": cfg.method.name, "parameters": asdict(counts) | {
             "share": counts.share}, "composite_weights": composite.weights(), "resumed_from": str(checkpoint or "")})
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    final = trainer.evaluate() if val_set else {}
-    if adversary is not None and trainer.args.process_index == 0:
+    abandoned = any(getattr(c, "abandoned", False) for c in extra_callbacks)
+    final = trainer.evaluate() if val_set and not abandoned else {}
+    if adversary is not None and trainer.args.process_index == 0 and not abandoned:
         debias.write_report(adversary, trainer.accelerator.unwrap_model(trainer.model),
                             (val_set, splits["validation"].records), (train_set, splits["train"].records), cfg,
                             out / "adversary.json")
 
-    output_dir = methods.save(trainer.accelerator.unwrap_model(trainer.model), cfg.method, out)
-    tokenizer.save_pretrained(output_dir)
+    output_dir = "" if abandoned else methods.save(trainer.accelerator.unwrap_model(trainer.model), cfg.method, out)
+    if output_dir:
+        tokenizer.save_pretrained(output_dir)
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
     losses = [row["loss"] for row in rows if "loss" in row]
     result = TrainResult(

@@ -3,6 +3,8 @@
 - generation: batched (sorted by length, left-padded, KV cache) vs one example at a time, same greedy settings
   and the evaluation's precision (bf16 autocast where native), on the first --examples records of the demo test
   split;
+  with the time of the prompts' forward passes alone, one at a time (no padding, no decoding): work both modes must
+  do, so one_at_a_time_s / prompt_pass_s bounds the speed-up any batching can give on this device;
 - retention: log-likelihood multiple choice on a --questions subset spread over the four default benchmarks.
 
 Usage: python bench/eval_speed.py [--examples 64] [--batch-size 16] [--questions 200]"""
@@ -29,6 +31,14 @@ def _timed(fn):
     return value, time.perf_counter() - start
 
 
+@torch.no_grad()
+def _prompt_passes(model, tokenizer, prompts: list[str]) -> None:
+    """One forward pass per prompt (what prefilling the KV cache costs, with no padding)."""
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+        model(input_ids=ids, use_cache=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=64)
@@ -53,6 +63,7 @@ def main() -> None:
         single_settings = replace(settings, batch_size=1)
         single, single_s = _timed(lambda: [generate_detailed(model, tokenizer, [p], single_settings)[0]
                                            for p in prompts])
+        _, prompt_s = _timed(lambda: _prompt_passes(model, tokenizer, prompts))
         measured, retention_s = _timed(lambda: retention.measure(model, tokenizer, ev, cfg.run.seed))
     print(json.dumps({
         "model": cfg.model.spec, "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
@@ -62,6 +73,7 @@ def main() -> None:
             "examples": len(prompts), "batch_size": args.batch_size, "max_new_tokens": settings.max_new_tokens,
             "generated_tokens": sum(g.tokens for g in batched), "batched_s": round(batched_s, 2),
             "one_at_a_time_s": round(single_s, 2), "speedup": round(single_s / batched_s, 2),
+            "prompt_pass_s": round(prompt_s, 2), "speedup_bound": round(single_s / prompt_s, 2),
             "identical_outputs": sum(a.text == b.text for a, b in zip(batched, single)) / len(prompts)},
         "retention": {
             "questions": len(measured.metrics["all"].rows), "benchmarks": benchmarks,

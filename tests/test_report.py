@@ -48,3 +48,23 @@ def test_a_partial_run_still_gets_a_page(tmp_path):
     assert "No training artifacts in this run." in page and "<pre>run:\n  seed: 1\n</pre>" in page
     with pytest.raises(RunError, match="not a deftune run folder"):
         build(tmp_path / "evaluate")
+
+
+def test_balanced_data_and_the_adversary_are_reported(tmp_path):
+    (tmp_path / "config.yaml").write_text("run:\n  seed: 1\n")
+    for folder, name, found in (
+            ("data", "balance.json", {"attribute": "gender", "method": "reweight", "counterfactual": False,
+                                      "records": 8, "records_after": 8, "with_group": 8,
+                                      "cells_before": {"female|sport": 3, "female|tech": 1},
+                                      "cells_after": {"female|sport": 2.0, "female|tech": 2.0}}),
+            ("train", "adversary.json", {"weight": 1.0, "pooling": "answer", "final_accuracy": 0.55,
+                                         "chance_accuracy": 0.5, "probe": {"rows": 120, "on": "validation",
+                                                                           "tuned_accuracy": 0.61,
+                                                                           "base_accuracy": 0.93,
+                                                                           "chance_accuracy": 0.52}})):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_text(json.dumps(found))
+    page = build(tmp_path).read_text()
+    assert "Balanced training data (gender)" in page and "<td>female|tech</td><td class=n>1</td><td class=n>2.00</td>" in page
+    assert "55.0% vs 50.0%" in page and "held-out probe on 120 validation rows" in page
+    assert "61.0% / 93.0% / 52.0%" in page

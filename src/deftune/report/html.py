@@ -48,6 +48,8 @@ class Artifacts:
     eval: dict | None = None
     safety: dict | None = None
     sweep: dict | None = None
+    balance: dict | None = None
+    adversary: dict | None = None
 
     @classmethod
     def read(cls, run: Path) -> Artifacts:
@@ -60,7 +62,7 @@ class Artifacts:
                    load("audit/audit.json"), load("plan/plan.json"), load("train/result.json"),
                    [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
                    if metrics.is_file() else [], load("evaluate/eval.json"), load("safety/safety.json"),
-                   load("sweep/sweep.json"))
+                   load("sweep/sweep.json"), load("data/balance.json"), load("train/adversary.json"))
 
 
 # ---- formatting -------------------------------------------------------------------------------------------------
@@ -326,6 +328,7 @@ def _retention_safety_section(a: Artifacts) -> str:
             body += table(["benchmark", "value"], [[n, interval(m)] for n, m in metrics.items()])
     else:
         body += _missing("retention")
+    body += _debiasing(a)
     s = a.safety
     if not s:
         return body + _missing("safety")
@@ -349,6 +352,30 @@ def _retention_safety_section(a: Artifacts) -> str:
                for name, v in answers.items() if isinstance(v, dict) and "benign_refusal_rate" in v]
     if refusal:
         body += "<h3>Refusals</h3>" + table(["model", "benign prompts refused", "toxic prompts refused"], refusal)
+    return body
+
+
+def _debiasing(a: Artifacts) -> str:
+    """What training did about the protected attribute: the balanced cells, the adversary and the probe."""
+    body = ""
+    if a.balance:
+        b = a.balance
+        after = b.get("cells_after", {})
+        body += (f"<h3>Balanced training data ({b.get('attribute')})</h3><p>{b.get('method')}, counterfactual "
+                 f"copies {'on' if b.get('counterfactual') else 'off'}: {b.get('records')} → {b.get('records_after')} "
+                 f"records, {b.get('with_group')} with a group.</p>")
+        body += table(["group | label", "before", "after"],
+                      [[cell, n, _number(after.get(cell), "count")] for cell, n in b.get("cells_before", {}).items()])
+    if a.adversary:
+        d, probe = a.adversary, a.adversary.get("probe", {})
+        rows = [["adversary weight, pooling", f"{d.get('weight')}, {d.get('pooling')}"],
+                ["adversary accuracy (end of training) vs chance",
+                 f"{_number(d.get('final_accuracy'))}% vs {_number(d.get('chance_accuracy'))}%"]]
+        if "tuned_accuracy" in probe:
+            rows.append([f"held-out probe on {probe.get('rows')} {probe.get('on')} rows: tuned / base / chance",
+                         f"{_number(probe.get('tuned_accuracy'))}% / {_number(probe.get('base_accuracy'))}% / "
+                         f"{_number(probe.get('chance_accuracy'))}%"])
+        body += "<h3>Adversarial debiasing</h3>" + table(["", ""], rows)
     return body
 
 

@@ -304,7 +304,8 @@ class SafetyConfig(Section):
     evaluation (`deftune safety`), balanced data, adversarial debiasing and preference tuning (DPO)."""
     TRAINING_FIELDS: ClassVar[tuple[str, ...]] = (  # what fine-tuning reads (part of the pipeline's train key)
         "balance", "counterfactual", "swap_lexicon", "group_attribute", "adversary_weight", "adversary_probe",
-        "adversary_hidden", "adversary_pooling", "adversary_probe_examples")
+        "adversary_hidden", "adversary_learning_rate", "adversary_pooling", "adversary_examples",
+        "adversary_warmup_epochs")
     classifier: bool = Field(True, description="offensive-language classifier (alt-profanity-check)")
     classifier_threshold: float = Field(0.5, gt=0, lt=1, description="classifier probability that flags a text")
     blocklist: dict[str, list[str]] | None = Field(
@@ -336,11 +337,15 @@ class SafetyConfig(Section):
     adversary_probe: bool = Field(False, description="train the adversary head even at weight 0 (no reversed "
                                                      "gradient): its accuracy shows how much the attribute is encoded")
     adversary_hidden: int = Field(64, gt=0, description="hidden units of the adversary head")
+    adversary_learning_rate: float = Field(1e-3, gt=0, description="learning rate of the adversary head (its "
+                                                                   "own parameter group, no decay)")
     adversary_pooling: Literal["answer", "mean"] = Field(
         "answer", description="hidden state the adversary reads: at the answer position (last prompt token) or "
                               "the mean over the input")
-    adversary_probe_examples: int = Field(300, ge=0, description="rows for the probe measuring, after training, "
-                                                                 "how much of the attribute the states still encode")
+    adversary_examples: int = Field(300, ge=0, description="grouped rows (seeded) the adversary is warmed up on "
+                                                           "and the probe after training measures")
+    adversary_warmup_epochs: int = Field(10, ge=0, description="epochs fitting the adversary on the base model's "
+                                                               "states before fine-tuning starts (0: cold start)")
     dpo_beta: float = Field(0.1, gt=0, description="DPO temperature beta")
     dpo_learning_rate: float = Field(5e-5, gt=0)
     dpo_epochs: float = Field(1.0, gt=0)

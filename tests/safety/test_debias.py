@@ -63,6 +63,8 @@ def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, wei
     assert report["groups"] == ["female", "male"] and report["weight"] == weight
     assert report["chance_accuracy"] == 0.5 and report["group_rows"] == {"female": 12, "male": 12}
     assert 0 <= report["final_accuracy"] <= 1 and len(report["history"]) == 3
+    assert report["warmup"]["rows"] == 24 and report["warmup"]["epochs"] == 10
+    assert 0 <= report["warmup"]["accuracy"] <= 1
     probe = report["probe"]  # no validation split here: the probe falls back to the training rows
     assert probe["on"] == "train" and probe["rows"] == 24 and probe["chance_accuracy"] == 0.5
     assert 0 <= probe["tuned_accuracy"] <= 1 and 0 <= probe["base_accuracy"] <= 1  # LoRA: base = adapter off

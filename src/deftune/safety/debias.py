@@ -3,7 +3,9 @@ predicts the protected attribute from the model's pooled hidden states through a
 learns to predict the attribute; the reversed gradient, scaled by `safety.adversary_weight`, pushes the model to
 make its representations uninformative about it. By default the state pooled is the one at the answer position
 (the last prompt token), the one the prediction is read from: debiasing asks the decision not to depend on the
-group, while the text itself may still name it (mean pooling over all tokens is the alternative).
+group, while the text itself may still name it (mean pooling over all tokens is the alternative). The head has its
+own learning rate and is first warmed up on the base model's states, so the reversed gradient means something from
+the first step (a cold head learns too slowly over a short fine-tune to push against).
 
 Reported in metrics.jsonl and train/adversary.json: the adversary's accuracy (it should fall toward the
 majority-group rate), and after training a fresh cross-validated probe on held-out rows, for the tuned and the
@@ -78,13 +80,16 @@ class Adversary(nn.Module):
         super().__init__()
         size = model.config.hidden_size
         self.groups, self.row_groups, self.weight, self.pooling = groups, row_groups, weight, pooling
-        self.head = nn.Sequential(nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, len(groups)))
+        # normalised input: hidden states have a few huge dimensions that would swamp a fresh head
+        self.head = nn.Sequential(nn.LayerNorm(size), nn.Linear(size, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, len(groups)))
         self.head.to(next(model.parameters()).device)
         self._hidden: torch.Tensor | None = None
         decoder_of(model).register_forward_hook(self._capture)
         self.window = Counter()  # correct / seen / loss since the last log
         self.total = Counter()
         self.history: list[dict] = []
+        self.warmup: dict | None = None
 
     def _capture(self, module, args, output):
         self._hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
@@ -124,6 +129,26 @@ class Adversary(nn.Module):
             self.history.append({"step": step, **found})
         return found
 
+    def warm_up(self, model, rows: list, *, epochs: int, learning_rate: float, seed: int, batch_size: int) -> dict:
+        """Fit the head on the model's (frozen) states of `rows` before fine-tuning starts, so the reversed
+        gradient carries information from the first step; returns the rows, epochs and the head's accuracy."""
+        states = torch.tensor(_states(model, rows, self.pooling, batch_size))
+        device = next(self.head.parameters()).device
+        states, targets = states.to(device), torch.tensor([self.row_groups[tuple(r.input_ids)] for r in rows],
+                                                          device=device)
+        order = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.AdamW(self.head.parameters(), lr=learning_rate, weight_decay=0.0)
+        for _ in range(epochs):
+            for batch in torch.randperm(len(rows), generator=order).split(32):
+                loss = F.cross_entropy(self.head(states[batch.to(device)]), targets[batch.to(device)])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            accuracy = float((self.head(states).argmax(-1) == targets).float().mean())
+        self.warmup = {"rows": len(rows), "epochs": epochs, "accuracy": accuracy}
+        return self.warmup
+
     # ---- checkpoints: the head's weights and its log travel with the trainer's checkpoints -------------------
     def save(self, folder: Path) -> None:
         from safetensors.torch import save_file
@@ -143,8 +168,10 @@ class Adversary(nn.Module):
         self.history, self.total = state["history"], Counter(state["total"])
 
 
-def build(cfg: Config, model, rendered: list, records: list) -> Adversary | None:
-    """The adversary for a run (None unless `safety.adversary_weight` > 0 or `safety.adversary_probe`)."""
+def build(cfg: Config, model, rendered: list, records: list, *, warm: bool = True) -> Adversary | None:
+    """The adversary for a run (None unless `safety.adversary_weight` > 0 or `safety.adversary_probe`), warmed up
+    on the model's states of a seeded subset of the grouped training rows when `warm` and
+    `safety.adversary_warmup_epochs` (a resumed run restores its head instead)."""
     sc = cfg.safety
     if sc.adversary_weight == 0 and not sc.adversary_probe:
         return None
@@ -158,8 +185,14 @@ def build(cfg: Config, model, rendered: list, records: list) -> Adversary | None
                           f"data (found {names or 'none'}); set group fields or safety.group_attribute",
                           field="safety.group_attribute")
     row_groups = {tuple(r.input_ids): names.index(by_id[r.id]) for r in rendered if by_id.get(r.id) is not None}
-    return Adversary(model, names, row_groups, weight=sc.adversary_weight, hidden=sc.adversary_hidden,
-                     pooling=sc.adversary_pooling)
+    adversary = Adversary(model, names, row_groups, weight=sc.adversary_weight, hidden=sc.adversary_hidden,
+                          pooling=sc.adversary_pooling)
+    if warm and sc.adversary_warmup_epochs:
+        rows = seeded_subset([r for r in rendered if by_id.get(r.id) is not None], sc.adversary_examples,
+                             cfg.run.seed)
+        adversary.warm_up(model, rows, epochs=sc.adversary_warmup_epochs, learning_rate=sc.adversary_learning_rate,
+                          seed=cfg.run.seed, batch_size=sc.batch_size)
+    return adversary
 
 
 def _groups_by_id(records: list, attribute: str) -> dict[str, str | None]:
@@ -200,11 +233,11 @@ def _cv_accuracy(states: np.ndarray, targets: list[str], seed: int) -> float:
 def probe(model, rendered: list, records: list, cfg: Config) -> dict:
     """How much of the protected attribute a fresh probe still reads from the pooled states: a logistic
     regression with stratified k-fold cross-validation on the given rows that have a group (at most
-    `safety.adversary_probe_examples`, seeded), for the tuned model and, for PEFT methods, the base model (adapter
+    `safety.adversary_examples`, seeded), for the tuned model and, for PEFT methods, the base model (adapter
     disabled). Unlike the adversary's own accuracy, it is not confounded by the head chasing a moving target."""
     sc = cfg.safety
     by_id = _groups_by_id(records, sc.group_attribute)
-    rows = seeded_subset([r for r in rendered if by_id.get(r.id) is not None], sc.adversary_probe_examples,
+    rows = seeded_subset([r for r in rendered if by_id.get(r.id) is not None], sc.adversary_examples,
                          cfg.run.seed)
     targets = [by_id[r.id] for r in rows]
     counts = Counter(targets)
@@ -232,7 +265,8 @@ def write_report(adversary: Adversary, model, held_out: tuple[list, list], train
     found = probe(model, *held_out, cfg) | {"on": "validation"}
     if "skipped" in found:
         found = probe(model, *train, cfg) | {"on": "train"}
-    report = {"weight": adversary.weight, "pooling": adversary.pooling, "groups": adversary.groups,
+    report = {"weight": adversary.weight, "pooling": adversary.pooling, "warmup": adversary.warmup,
+              "groups": adversary.groups,
               "group_rows": {adversary.groups[g]: n for g, n in sorted(counts.items())},
               "chance_accuracy": max(counts.values()) / sum(counts.values()),
               "final_accuracy": sum(h["adversary_accuracy"] for h in last) / len(last) if last else None,

@@ -207,14 +207,16 @@ def _careful_trainer_class():
                 anchored = {id(p) for p in self.l2sp.params.values()} if self.l2sp else set()
                 decay, no_decay = [], []
                 plain = self.cfg.training.regularization == "plain"
-                adversary = list(self.adversary.parameters()) if self.adversary is not None else []
-                for p in [*(model or self.model).parameters(), *adversary]:
+                for p in (model or self.model).parameters():
                     if not p.requires_grad:
                         continue
                     # Norms and biases never decay; L2-SP replaces decay for anchored (fully trained) weights.
                     (decay if p.ndim >= 2 and (plain or id(p) not in anchored) else no_decay).append(p)
                 groups = [{"params": decay, "weight_decay": self.cfg.training.weight_decay},
                           {"params": no_decay, "weight_decay": 0.0}]
+                if self.adversary is not None:  # a fresh head: its own learning rate, no decay
+                    groups.append({"params": list(self.adversary.parameters()), "weight_decay": 0.0,
+                                   "lr": self.cfg.safety.adversary_learning_rate})
                 cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model or self.model)
                 self.optimizer = cls([g for g in groups if g["params"]], **kwargs)
             return self.optimizer
@@ -479,7 +481,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     composite = Composite(cfg.training.early_stopping, retention_drop)
     from ..safety import debias
 
-    adversary = debias.build(cfg, model, train_set, splits["train"].records)
+    adversary = debias.build(cfg, model, train_set, splits["train"].records, warm=checkpoint is None)
     kept_ids = {r.id for r in val_set}
     task_records = [r for r in splits["validation"].records
                     if r.id in kept_ids][:cfg.training.early_stopping.task_examples]

@@ -1,11 +1,13 @@
 """Adversarial debiasing on BBC News with a planted protected attribute. Each record gets a byline ("By Sarah
 Jones.") whose gender is its `group` and is tied to the label in training (business and tech 80% female, sport and
-politics 80% male, entertainment even), so a model can lean on it. The same short LoRA fine-tuning runs twice: with
-the adversary as a probe only (weight 0: the head learns, the model is not pushed) and with the reversed gradient
-(weight --weight). Reported per arm:
-- the adversary's own accuracy at the end of training, against the majority-group rate;
+politics 80% male, entertainment even), so a model can lean on it. The same short LoRA fine-tuning runs three
+times: with the adversary as a probe only (weight 0: the head learns, the model is not pushed), and with the
+reversed gradient (weight --weight) for each objective: parity (remove any group information) and odds (remove what
+is left beyond the true label, which the head is also given). Reported per arm:
+- the adversary's accuracy after its warm-up on the base model and at the end of training, against the
+  majority-group rate;
 - the held-out probe (a fresh cross-validated logistic regression on the answer-position states of validation
-  records), tuned vs base;
+  records), tuned vs base, and what the label alone tells of the group;
 - the task: validation macro-F1 (early stopping's measure) and macro-F1 on --test test records by greedy
   generation;
 - reliance on the attribute: the share of test predictions that change when the byline's gender is swapped
@@ -90,12 +92,14 @@ def main() -> None:
     gold = [r.label for r in parts["test"]]
 
     figures = {}
-    for name, weight in (("probe_only", 0.0), ("debiased", args.weight)):
+    for name, weight, objective in (("probe_only", 0.0, "parity"), ("parity", args.weight, "parity"),
+                                    ("odds", args.weight, "odds")):
         cfg = config.load(None, [f"model.spec={args.model}", f"run.root={out / 'runs'}", f"run.name={name}",
                                  f"data.path={files['train']}", f"data.validation_path={files['validation']}",
                                  f"data.test_path={files['test']}", f"training.max_steps={args.steps}",
                                  "training.early_stopping.task_examples=64", f"training.eval_steps={args.steps}",
-                                 f"safety.adversary_weight={weight}", "safety.adversary_probe=true"])
+                                 f"safety.adversary_weight={weight}", "safety.adversary_probe=true",
+                                 f"safety.adversary_objective={objective}"])
         started = time.perf_counter()
         result = train(cfg, overwrite=True, quiet=True)
         adversary = json.loads((out / "runs" / name / "train" / "adversary.json").read_text())
@@ -103,7 +107,8 @@ def main() -> None:
         flipped = _predict(Path(result.run_dir), [swapped(r) for r in parts["test"]], labels)
         final = result.early_stopping.get("final", {})
         figures[name] = {
-            "adversary_weight": weight, "adversary_final_accuracy": adversary["final_accuracy"],
+            "adversary_weight": weight, "objective": objective, "adversary_warmup": adversary["warmup"],
+            "adversary_final_accuracy": adversary["final_accuracy"],
             "adversary_chance_accuracy": adversary["chance_accuracy"], "group_rows": adversary["group_rows"],
             "probe": adversary["probe"], "validation_macro_f1": final.get("eval_macro_f1"),
             "test_macro_f1": f1_score(gold, [p or "" for p in predicted], labels=labels, average="macro"),

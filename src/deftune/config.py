@@ -304,8 +304,8 @@ class SafetyConfig(Section):
     evaluation (`deftune safety`), balanced data, adversarial debiasing and preference tuning (DPO)."""
     TRAINING_FIELDS: ClassVar[tuple[str, ...]] = (  # what fine-tuning reads (part of the pipeline's train key)
         "balance", "counterfactual", "swap_lexicon", "group_attribute", "adversary_weight", "adversary_probe",
-        "adversary_hidden", "adversary_learning_rate", "adversary_pooling", "adversary_examples",
-        "adversary_warmup_epochs")
+        "adversary_hidden", "adversary_learning_rate", "adversary_objective", "adversary_pooling",
+        "adversary_examples", "adversary_warmup_epochs")
     classifier: bool = Field(True, description="offensive-language classifier (alt-profanity-check)")
     classifier_threshold: float = Field(0.5, gt=0, lt=1, description="classifier probability that flags a text")
     blocklist: dict[str, list[str]] | None = Field(
@@ -339,6 +339,10 @@ class SafetyConfig(Section):
     adversary_hidden: int = Field(64, gt=0, description="hidden units of the adversary head")
     adversary_learning_rate: float = Field(1e-3, gt=0, description="learning rate of the adversary head (its "
                                                                    "own parameter group, no decay)")
+    adversary_objective: Literal["parity", "odds"] = Field(
+        "parity", description="what the adversary removes: any information on the group (demographic parity), or "
+                              "what is left beyond the true label, which the head is also given (equality of "
+                              "odds; classification data)")
     adversary_pooling: Literal["answer", "mean"] = Field(
         "answer", description="hidden state the adversary reads: at the answer position (last prompt token) or "
                               "the mean over the input")

@@ -52,12 +52,14 @@ def _gendered_data(root):
     return write_jsonl(root / "g.jsonl", rows)
 
 
-@pytest.mark.parametrize("weight, probe", [(1.0, False), (0.0, True)])
-def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, weight, probe):
+@pytest.mark.parametrize("weight, probe, objective", [(1.0, False, "parity"), (0.0, True, "parity"),
+                                                      (1.0, False, "odds")])
+def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, weight, probe, objective):
     cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={_gendered_data(tmp_path)}",
                              f"run.root={tmp_path}", "run.name=a", "training.max_steps=3", "training.batch_size=8",
                              "training.batching=fixed", "data.split.test=0", "data.split.validation=0",
-                             f"safety.adversary_weight={weight}", f"safety.adversary_probe={probe}"])
+                             f"safety.adversary_weight={weight}", f"safety.adversary_probe={probe}",
+                             f"safety.adversary_objective={objective}"])
     train(cfg, quiet=True)
     report = json.loads((tmp_path / "a" / "train" / "adversary.json").read_text())
     assert report["groups"] == ["female", "male"] and report["weight"] == weight
@@ -68,6 +70,8 @@ def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, wei
     probe = report["probe"]  # no validation split here: the probe falls back to the training rows
     assert probe["on"] == "train" and probe["rows"] == 24 and probe["chance_accuracy"] == 0.5
     assert 0 <= probe["tuned_accuracy"] <= 1 and 0 <= probe["base_accuracy"] <= 1  # LoRA: base = adapter off
+    assert probe["label_only_accuracy"] == pytest.approx(0.5, abs=0.2)  # label and gender independent here
+    assert report["objective"] == objective
     assert (tmp_path / "a" / "train" / "checkpoints" / "checkpoint-3" / "adversary.safetensors").is_file()
     steps = [json.loads(line) for line in (tmp_path / "a" / "train" / "metrics.jsonl").read_text().splitlines()]
     assert sum("adversary_accuracy" in s for s in steps) == 3
@@ -118,3 +122,25 @@ def test_the_adversary_head_round_trips_through_a_checkpoint(tiny_model, tmp_pat
     assert second.history == first.history
     with pytest.raises(RunError, match="saved without the adversary"):
         second.restore(tmp_path / "elsewhere")
+
+
+def test_the_odds_objective_gives_the_head_the_label(tiny_model, tmp_path):
+    from deftune import models
+
+    model, _ = models.load(str(tiny_model))
+    keys = [(1, 2), (3,), (4, 5, 6)]
+    adversary = debias.Adversary(model, ["f", "m"], {k: 0 for k in keys}, weight=1.0, hidden=8,
+                                 row_labels={(1, 2): 0, (3,): 2}, n_labels=3)
+    assert adversary.head[0].in_features == model.config.hidden_size + 3
+    seen = []
+    adversary.head[0].register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    adversary(torch.zeros(3, model.config.hidden_size), keys)
+    labels = seen[0][:, -3:]
+    assert labels.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]  # the last row's record has no label
+    rows = [{"id": f"{g}-{i}", "text": f"{p} wrote {i}", "group": {"gender": g}}
+            for i in range(4) for g, p in (("female", "She"), ("male", "He"))]
+    cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={write_jsonl(tmp_path / 't.jsonl', rows)}",
+                             f"run.root={tmp_path}", "run.name=t", "training.max_steps=1", "data.split.test=0",
+                             "data.split.validation=0", "safety.adversary_weight=1", "safety.adversary_objective=odds"])
+    with pytest.raises(ConfigError, match="needs classification data"):
+        train(cfg, quiet=True)

@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,17 +74,21 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None, 
 
 class Adversary(nn.Module):
     """A two-layer head on pooled last hidden states (`safety.adversary_pooling`), behind a gradient-reversal
-    layer."""
+    layer. With `row_labels` (objective "odds", Zhang et al.'s equality of odds) the head also sees each row's true
+    label, so only what the states say about the group beyond the label is pushed out; without, any group
+    information is (demographic parity)."""
 
     def __init__(self, model, groups: list[str], row_groups: dict[tuple[int, ...], int], *, weight: float,
-                 hidden: int, pooling: str = "answer"):
+                 hidden: int, pooling: str = "answer", row_labels: dict[tuple[int, ...], int] | None = None,
+                 n_labels: int = 0):
         super().__init__()
         size = model.config.hidden_size
         self.groups, self.row_groups, self.weight, self.pooling = groups, row_groups, weight, pooling
+        self.row_labels, self.n_labels = row_labels, n_labels if row_labels else 0
         # normalised input: hidden states have a few huge dimensions that would swamp a fresh head
-        self.head = nn.Sequential(nn.LayerNorm(size), nn.Linear(size, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, len(groups)))
-        self.head.to(next(model.parameters()).device)
+        self.norm = nn.LayerNorm(size)
+        self.head = nn.Sequential(nn.Linear(size + self.n_labels, hidden), nn.ReLU(), nn.Linear(hidden, len(groups)))
+        self.to(next(model.parameters()).device)
         self._hidden: torch.Tensor | None = None
         decoder_of(model).register_forward_hook(self._capture)
         self.window = Counter()  # correct / seen / loss since the last log
@@ -94,23 +99,37 @@ class Adversary(nn.Module):
     def _capture(self, module, args, output):
         self._hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
 
-    def targets(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor, keys: list[tuple[int, ...]]) -> torch.Tensor:
+        """Group logits from pooled states (already through the reversal layer) and, for "odds", the labels."""
+        features = self.norm(pooled)
+        if self.n_labels:
+            index = torch.tensor([self.row_labels.get(k, -1) for k in keys], device=pooled.device)
+            onehot = F.one_hot(index.clamp(min=0), self.n_labels).to(features.dtype) * (index >= 0).unsqueeze(1)
+            features = torch.cat([features, onehot], dim=1)
+        return self.head(features)
+
+    @staticmethod
+    def keys(input_ids: torch.Tensor, mask: torch.Tensor) -> list[tuple[int, ...]]:
+        """Each row's real tokens: how rows are matched to their record (the collator passes no ids)."""
+        return [tuple(ids[m.bool()].tolist()) for ids, m in zip(input_ids, mask)]
+
+    def targets(self, keys: list[tuple[int, ...]], device) -> torch.Tensor:
         """Each row's group index (IGNORE where its record has no group)."""
-        rows = [tuple(ids[m.bool()].tolist()) for ids, m in zip(input_ids, mask)]
-        return torch.tensor([self.row_groups.get(r, IGNORE) for r in rows], device=input_ids.device)
+        return torch.tensor([self.row_groups.get(k, IGNORE) for k in keys], device=device)
 
     def loss(self, inputs: dict) -> torch.Tensor:
         """The adversary's cross-entropy on the hidden states of the forward pass just run (0 when no row of the
         batch has a group)."""
         ids = inputs["input_ids"]
         mask = inputs.get("attention_mask", torch.ones_like(ids))
-        target = self.targets(ids, mask)
+        keys = self.keys(ids, mask)
+        target = self.targets(keys, ids.device)
         hidden = self._hidden
         if hidden is None or not (target != IGNORE).any():
             return torch.zeros((), device=ids.device)
         pooled = pool(hidden, mask, inputs.get("labels"), self.pooling)
-        self.head.to(pooled.device)  # the trainer may have moved the model since the head was built
-        logits = self.head(reverse_gradient(pooled.float(), self.weight))
+        self.to(pooled.device)  # the trainer may have moved the model since the head was built
+        logits = self(reverse_gradient(pooled.float(), self.weight), keys)
         loss = F.cross_entropy(logits, target, ignore_index=IGNORE)
         known = target != IGNORE
         correct, seen = int((logits.argmax(-1) == target)[known].sum()), int(known.sum())
@@ -132,20 +151,21 @@ class Adversary(nn.Module):
     def warm_up(self, model, rows: list, *, epochs: int, learning_rate: float, seed: int, batch_size: int) -> dict:
         """Fit the head on the model's (frozen) states of `rows` before fine-tuning starts, so the reversed
         gradient carries information from the first step; returns the rows, epochs and the head's accuracy."""
-        states = torch.tensor(_states(model, rows, self.pooling, batch_size))
-        device = next(self.head.parameters()).device
-        states, targets = states.to(device), torch.tensor([self.row_groups[tuple(r.input_ids)] for r in rows],
-                                                          device=device)
+        device = next(self.parameters()).device
+        states = torch.tensor(_states(model, rows, self.pooling, batch_size), device=device)
+        keys = [tuple(r.input_ids) for r in rows]
+        targets = self.targets(keys, device)
         order = torch.Generator().manual_seed(seed)
-        optimizer = torch.optim.AdamW(self.head.parameters(), lr=learning_rate, weight_decay=0.0)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=learning_rate, weight_decay=0.0)
         for _ in range(epochs):
             for batch in torch.randperm(len(rows), generator=order).split(32):
-                loss = F.cross_entropy(self.head(states[batch.to(device)]), targets[batch.to(device)])
+                loss = F.cross_entropy(self(states[batch.to(device)], [keys[i] for i in batch]),
+                                       targets[batch.to(device)])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
         with torch.no_grad():
-            accuracy = float((self.head(states).argmax(-1) == targets).float().mean())
+            accuracy = float((self(states, keys).argmax(-1) == targets).float().mean())
         self.warmup = {"rows": len(rows), "epochs": epochs, "accuracy": accuracy}
         return self.warmup
 
@@ -153,7 +173,7 @@ class Adversary(nn.Module):
     def save(self, folder: Path) -> None:
         from safetensors.torch import save_file
 
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()},
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
                   str(folder / ADVERSARY_WEIGHTS))
         write_json(folder / ADVERSARY_STATE, {"history": self.history, "total": dict(self.total)})
 
@@ -163,7 +183,7 @@ class Adversary(nn.Module):
         if not (folder / ADVERSARY_WEIGHTS).exists():
             raise RunError(f"{folder}: no {ADVERSARY_WEIGHTS} (the checkpoint was saved without the adversary); "
                            "resume with the safety settings it was trained with")
-        self.head.load_state_dict(load_file(str(folder / ADVERSARY_WEIGHTS)))
+        self.load_state_dict(load_file(str(folder / ADVERSARY_WEIGHTS)))
         state = json.loads((folder / ADVERSARY_STATE).read_text())
         self.history, self.total = state["history"], Counter(state["total"])
 
@@ -185,8 +205,18 @@ def build(cfg: Config, model, rendered: list, records: list, *, warm: bool = Tru
                           f"data (found {names or 'none'}); set group fields or safety.group_attribute",
                           field="safety.group_attribute")
     row_groups = {tuple(r.input_ids): names.index(by_id[r.id]) for r in rendered if by_id.get(r.id) is not None}
+    row_labels, labels = None, []
+    if sc.adversary_objective == "odds":
+        label_of = {r.id: r.label for r in records}
+        labels = sorted({y for y in label_of.values() if y is not None})
+        if len(labels) < 2:
+            raise ConfigError("the 'odds' objective gives the adversary each example's label: it needs "
+                              "classification data (or use safety.adversary_objective=parity)",
+                              field="safety.adversary_objective")
+        row_labels = {tuple(r.input_ids): labels.index(label_of[r.id]) for r in rendered
+                      if label_of.get(r.id) is not None}
     adversary = Adversary(model, names, row_groups, weight=sc.adversary_weight, hidden=sc.adversary_hidden,
-                          pooling=sc.adversary_pooling)
+                          pooling=sc.adversary_pooling, row_labels=row_labels, n_labels=len(labels))
     if warm and sc.adversary_warmup_epochs:
         rows = seeded_subset([r for r in rendered if by_id.get(r.id) is not None], sc.adversary_examples,
                              cfg.run.seed)
@@ -243,6 +273,7 @@ def probe(model, rendered: list, records: list, cfg: Config) -> dict:
     counts = Counter(targets)
     if len(counts) < 2 or min(counts.values()) < 2:
         return {"rows": len(rows), "groups": dict(counts), "skipped": "fewer than two groups with two rows each"}
+    label_of = {r.id: r.label for r in records}
     found = {"rows": len(rows), "groups": dict(sorted(counts.items())),
              "chance_accuracy": max(counts.values()) / len(rows),
              "tuned_accuracy": _cv_accuracy(_states(model, rows, sc.adversary_pooling, sc.batch_size), targets,
@@ -251,6 +282,9 @@ def probe(model, rendered: list, records: list, cfg: Config) -> dict:
         with model.disable_adapter():
             base = _states(model, rows, sc.adversary_pooling, sc.batch_size)
         found["base_accuracy"] = _cv_accuracy(base, targets, cfg.run.seed)
+    if len({label_of.get(r.id) for r in rows} - {None}) > 1:  # what the label alone tells of the group
+        onehot = pd.get_dummies(pd.Series([str(label_of.get(r.id)) for r in rows])).to_numpy(dtype=float)
+        found["label_only_accuracy"] = _cv_accuracy(onehot, targets, cfg.run.seed)
     return found
 
 
@@ -266,6 +300,7 @@ def write_report(adversary: Adversary, model, held_out: tuple[list, list], train
     if "skipped" in found:
         found = probe(model, *train, cfg) | {"on": "train"}
     report = {"weight": adversary.weight, "pooling": adversary.pooling, "warmup": adversary.warmup,
+              "objective": "odds" if adversary.n_labels else "parity",
               "groups": adversary.groups,
               "group_rows": {adversary.groups[g]: n for g, n in sorted(counts.items())},
               "chance_accuracy": max(counts.values()) / sum(counts.values()),

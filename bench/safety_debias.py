@@ -15,7 +15,7 @@ is left beyond the true label, which the head is also given). Reported per arm:
 Prints one JSON object.
 
 Usage: python bench/safety_debias.py [--train 300] [--validation 200] [--test 150] [--steps 30] [--weight 1.0]
-       [--out /tmp/deftune-debias]"""
+       [--arms probe_only parity odds] [--out /tmp/deftune-debias]"""
 
 from __future__ import annotations
 
@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=150)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--weight", type=float, default=1.0)
+    parser.add_argument("--arms", nargs="+", default=["probe_only", "parity", "odds"],
+                        choices=["probe_only", "parity", "odds"])
     parser.add_argument("--out", default="/tmp/deftune-debias")
     args = parser.parse_args()
     out = Path(args.out)
@@ -92,8 +94,9 @@ def main() -> None:
     gold = [r.label for r in parts["test"]]
 
     figures = {}
-    for name, weight, objective in (("probe_only", 0.0, "parity"), ("parity", args.weight, "parity"),
-                                    ("odds", args.weight, "odds")):
+    arms = {"probe_only": (0.0, "parity"), "parity": (args.weight, "parity"), "odds": (args.weight, "odds")}
+    for name in args.arms:
+        weight, objective = arms[name]
         cfg = config.load(None, [f"model.spec={args.model}", f"run.root={out / 'runs'}", f"run.name={name}",
                                  f"data.path={files['train']}", f"data.validation_path={files['validation']}",
                                  f"data.test_path={files['test']}", f"training.max_steps={args.steps}",

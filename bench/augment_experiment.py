@@ -29,14 +29,14 @@ from deftune import config as config_mod
 from deftune import data, runs
 from deftune.data import Record
 from deftune.data.augment import augment_split, write
-from deftune.data.augment.pipeline import row
+from deftune.data.records import to_row
 from deftune.evaluate import bootstrap, metrics
 from deftune.evaluate.generate import DecodingSettings, generate, parse_label
 from deftune.train import trainer
 
 
 def _jsonl(path: Path, records) -> str:
-    runs.write_atomic(path, "".join(json.dumps(row(r), ensure_ascii=False) + "\n" for r in records))
+    runs.write_jsonl(path, map(to_row, records))
     return str(path)
 
 

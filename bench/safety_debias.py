@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from deftune import config, data, runs
-from deftune.data.augment.pipeline import row
+from deftune.data.records import to_row
 from deftune.evaluate.generate import DecodingSettings, generate, parse_label
 from deftune.train.trainer import train
 from sklearn.metrics import f1_score
@@ -57,7 +57,7 @@ def swapped(record):
 
 
 def _jsonl(path: Path, records) -> str:
-    runs.write_atomic(path, "".join(json.dumps(row(r), ensure_ascii=False) + "\n" for r in records))
+    runs.write_jsonl(path, map(to_row, records))
     return str(path)
 
 

@@ -45,6 +45,11 @@ def write_json(path: Path, data) -> None:
     write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+def write_jsonl(path: Path, rows) -> None:
+    """One JSON object per line (UTF-8, not escaped), written atomically."""
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
 def prepare(cfg: Config, stage: str, *, overwrite: bool = False) -> Path:
     """Create (or reuse) the run directory for `stage`, refusing to overwrite that stage's earlier results
     unless asked; write the resolved config and versions. Returns the run directory."""

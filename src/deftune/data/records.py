@@ -60,6 +60,13 @@ class Dataset:
         return len(self.records)
 
 
+def to_row(record: Record) -> dict:
+    """A record in the input schema (what `deftune.data.load` reads back)."""
+    out = {name: getattr(record, name) for name in ("id", *REQUIRED[record.format])}
+    out.update({name: getattr(record, name) for name in OPTIONAL if name != "id" and getattr(record, name)})
+    return out
+
+
 def detect_format(row: dict) -> str | None:
     if "messages" in row:
         return "chat"

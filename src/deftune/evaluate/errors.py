@@ -5,7 +5,6 @@ their agreement (Cohen's kappa per pair of reviewers, Krippendorff's alpha, as t
 from __future__ import annotations
 
 import csv
-import json
 import random
 import re
 from collections import Counter, defaultdict
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from ..data.records import jsonl_rows
 from ..errors import DataError
+from ..runs import write_jsonl
 
 CATEGORIES = ("wrong_label", "invalid_format", "empty", "repetition", "refusal", "over_long", "truncated_input",
               "low_overlap")
@@ -108,7 +108,7 @@ def export_review(predictions: list[Prediction], inputs: dict[str, str], out_dir
         writer = csv.DictWriter(fh, fieldnames=REVIEW_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    (out_dir / "review.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    write_jsonl(out_dir / "review.jsonl", rows)
     return [str(out_dir / "review.csv"), str(out_dir / "review.jsonl")]
 
 

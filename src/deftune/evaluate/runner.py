@@ -263,7 +263,7 @@ def _finite(value):
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    runs.write_atomic(path, "".join(json.dumps(_finite(r), ensure_ascii=False) + "\n" for r in rows))
+    runs.write_jsonl(path, map(_finite, rows))
 
 
 def evaluate(target: str, *, data_path: str | None = None, cfg: Config | None = None,

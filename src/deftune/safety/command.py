@@ -82,14 +82,14 @@ def balance_command(
     """Balance training data for safety.group_attribute: counterfactual copies (safety.counterfactual), then
     reweighting (weights in meta.weight) or stratified resampling (safety.balance); prints the cell counts."""
     from .. import data
-    from ..data.augment.pipeline import row
-    from ..runs import write_atomic
+    from ..data.records import to_row
+    from ..runs import write_jsonl
     from .balance import balance
 
     cfg = _config(config, overrides)
     dataset = data.load(data_path, cfg.data.format)
     records, report = balance(dataset.records, cfg.safety, cfg.run.seed)
-    write_atomic(Path(out), "".join(json.dumps(row(r), ensure_ascii=False) + "\n" for r in records))
+    write_jsonl(Path(out), map(to_row, records))
     console.print_json(data=report)
 
 

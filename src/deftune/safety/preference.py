@@ -5,7 +5,6 @@ redacted form chosen)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,9 +49,9 @@ def read_pairs(path: str | Path) -> list[Pair]:
 
 
 def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
-    from ..runs import write_atomic
+    from ..runs import write_jsonl
 
-    write_atomic(Path(path), "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in pairs))
+    write_jsonl(Path(path), map(asdict, pairs))
 
 
 def build_pairs(prompts: list[str], answers: list[str], screen: Screen, refusal: str, *,

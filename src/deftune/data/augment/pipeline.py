@@ -10,7 +10,6 @@ the last assistant turn (chat); answers and labels are kept."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -22,7 +21,7 @@ import numpy as np
 
 from ... import runs
 from ...config import Config
-from ..records import OPTIONAL, REQUIRED, Dataset, Record
+from ..records import Dataset, Record, to_row
 from . import filters, paraphrase, translate
 from .llm import LLM
 from .llm import load as load_llm
@@ -71,13 +70,6 @@ def variant(candidate: Candidate, number: int) -> Record:
     else:
         changes["prompt" if source.format == "completion" else "text"] = text
     return replace(source, **changes)
-
-
-def row(record: Record) -> dict:
-    """A record in the input schema (what `deftune.data.load` reads back)."""
-    out = {name: getattr(record, name) for name in ("id", *REQUIRED[record.format])}
-    out.update({name: getattr(record, name) for name in OPTIONAL if name != "id" and getattr(record, name)})
-    return out
 
 
 class Engines:
@@ -210,7 +202,7 @@ def augment(records: list[Record], config: Config, *, evals: Iterable[Record] = 
         seen[candidate.source.id] = seen.get(candidate.source.id, 0) + 1
         out.append(variant(candidate, seen[candidate.source.id]))
     chosen = set(kept)
-    rejected = [{**row(out[i]), "rejected": [c.reason(i) for c in done if not c.passed[i]] or [capped[i]]}
+    rejected = [{**to_row(out[i]), "rejected": [c.reason(i) for c in done if not c.passed[i]] or [capped[i]]}
                 for i in range(len(made)) if i not in chosen]
     accepted = [out[i] for i in kept]
     return AugmentResult(accepted, rejected, _summary(made, done, skipped, passed, capped, budget, records, evals,
@@ -271,7 +263,7 @@ def for_training(parts: dict[str, Dataset], config: Config, run_dir: str | Path,
 def write(result: AugmentResult, out_dir: Path) -> dict[str, Path]:
     """accepted.jsonl (loadable as training data), rejected.jsonl (with reasons) and summary.json."""
     paths = {name: out_dir / name for name in ("accepted.jsonl", "rejected.jsonl", "summary.json")}
-    for name, rows in (("accepted.jsonl", [row(r) for r in result.accepted]), ("rejected.jsonl", result.rejected)):
-        runs.write_atomic(paths[name], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    for name, rows in (("accepted.jsonl", [to_row(r) for r in result.accepted]), ("rejected.jsonl", result.rejected)):
+        runs.write_jsonl(paths[name], rows)
     runs.write_json(paths["summary.json"], result.summary)
     return paths

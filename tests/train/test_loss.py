@@ -45,20 +45,21 @@ def _row_sums(model, batch):
 
 def test_example_weights_scale_each_examples_token_losses(tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    examples = [Rendered("a", [1, 10, 11, 12, 13, 2], [IGNORE, IGNORE, IGNORE, IGNORE, 13, 2]),
-                Rendered("b", [1, 20, 21, 2], [IGNORE, IGNORE, 21, 2]),
-                Rendered("c", [1, 30, 31, 32, 33, 34, 35, 2], [IGNORE] * 6 + [35, 2])]
-    weighted = Collator(pad_token_id=0, weights={"a": 0.5, "c": 3.0})(examples)  # b has none: weight 1
+    examples = [Rendered("a", [1, 10, 11, 12, 13, 2], [IGNORE, IGNORE, IGNORE, IGNORE, 13, 2], weight=0.5),
+                Rendered("b", [1, 20, 21, 2], [IGNORE, IGNORE, 21, 2]),  # no weight: 1
+                Rendered("c", [1, 30, 31, 32, 33, 34, 35, 2], [IGNORE] * 6 + [35, 2], weight=3.0)]
+    weighted = Collator(pad_token_id=0)(examples)
     assert weighted["loss_weights"][:, 0].tolist() == [0.5, 1.0, 3.0]
     ours, count = trained_position_loss(model, weighted, None)
     rows = _row_sums(model, weighted)
     torch.testing.assert_close(ours, (0.5 * rows[0] + rows[1] + 3.0 * rows[2]) / 6, rtol=1e-5, atol=1e-6)
-    plain, _ = trained_position_loss(model, Collator(pad_token_id=0, weights={"a": 1.0})(examples), None)
+    unit = [Rendered(e.id, e.input_ids, e.labels) for e in examples]
+    plain, _ = trained_position_loss(model, Collator(pad_token_id=0)(unit), None)
     torch.testing.assert_close(plain, trained_position_loss(model, _batch(), None)[0])
 
 
 def test_packed_weights_follow_each_example():
-    examples = [Rendered("a", [1, 10, 2], [IGNORE, 10, 2]), Rendered("b", [1, 20], [IGNORE, 20])]
-    batch = Collator(pad_token_id=0, packing=True, weights={"b": 2.0})(examples)
+    examples = [Rendered("a", [1, 10, 2], [IGNORE, 10, 2]), Rendered("b", [1, 20], [IGNORE, 20], weight=2.0)]
+    batch = Collator(pad_token_id=0, packing=True)(examples)
     assert batch["loss_weights"].tolist() == [[1.0, 1.0, 1.0, 2.0, 2.0]]
     assert batch["loss_weights"].shape == batch["labels"].shape

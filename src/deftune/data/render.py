@@ -26,6 +26,7 @@ class Rendered:
     input_ids: list[int]
     labels: list[int]
     segments: list[tuple[str, bool]] = field(repr=False, default_factory=list)
+    weight: float = 1.0  # scales the example's token losses (its record's meta.weight, in training)
 
     @property
     def n_trained(self) -> int:

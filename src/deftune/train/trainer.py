@@ -19,7 +19,7 @@ import math
 import os
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -73,15 +73,15 @@ class Collator:
     example, which transformers turns into a block-diagonal causal mask: no padding, and no attention across
     examples. Each example's first label is masked so no example is trained to follow the one before it.
 
-    With `weights` (example id -> weight, from the records' meta.weight), the batch also carries `loss_weights`,
-    each token's weight aligned with `labels` (1 for examples without one)."""
+    When an example's `weight` is not 1, the batch also carries `loss_weights`: each token's example weight,
+    aligned with `labels`."""
 
-    def __init__(self, pad_token_id: int, packing: bool = False, weights: dict[str, float] | None = None):
-        self.pad, self.packing, self.weights = pad_token_id, packing, weights
+    def __init__(self, pad_token_id: int, packing: bool = False):
+        self.pad, self.packing = pad_token_id, packing
 
     def __call__(self, examples: list[Rendered]) -> dict[str, torch.Tensor]:
         batch = self._packed(examples) if self.packing else self._padded(examples)
-        if self.weights:
+        if any(e.weight != 1.0 for e in examples):
             batch["loss_weights"] = self._token_weights(examples, batch["labels"].shape)
         return batch
 
@@ -104,10 +104,9 @@ class Collator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
     def _token_weights(self, examples: list[Rendered], shape: torch.Size) -> torch.Tensor:
-        weights = [self.weights.get(e.id, 1.0) for e in examples]
         if self.packing:
-            return torch.tensor([[w for e, w in zip(examples, weights) for _ in range(len(e))]])
-        return torch.tensor(weights).unsqueeze(1).expand(shape).contiguous()
+            return torch.tensor([[e.weight for e in examples for _ in range(len(e))]])
+        return torch.tensor([e.weight for e in examples]).unsqueeze(1).expand(shape).contiguous()
 
 
 def example_weights(records) -> dict[str, float] | None:
@@ -461,6 +460,8 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
                                    quantize_4bit=cfg.method.name == "qlora")
     renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
     train_set, train_stats = renderer.render_all(splits["train"].records)
+    if weights:
+        train_set = [replace(r, weight=weights[r.id]) for r in train_set]
     val_set, val_stats = renderer.render_all(splits["validation"].records) if len(splits["validation"]) else ([], None)
 
     es = cfg.training.early_stopping
@@ -504,8 +505,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
 
     trainer = _careful_trainer_class()(
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
-        data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing,
-                               weights=weights), callbacks=callbacks, cfg=cfg,
+        data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing), callbacks=callbacks, cfg=cfg,
         lengths=[len(r) for r in train_set], l2sp=l2sp, composite=composite, renderer=renderer,
         task_records=task_records, adversary=adversary)
     if quiet:  # with progress bars off, transformers would print every log dict instead

@@ -218,8 +218,7 @@ def build(cfg: Config, model, rendered: list, records: list, *, warm: bool = Tru
     adversary = Adversary(model, names, row_groups, weight=sc.adversary_weight, hidden=sc.adversary_hidden,
                           pooling=sc.adversary_pooling, row_labels=row_labels, n_labels=len(labels))
     if warm and sc.adversary_warmup_epochs:
-        rows = seeded_subset([r for r in rendered if by_id.get(r.id) is not None], sc.adversary_examples,
-                             cfg.run.seed)
+        rows = _grouped_rows(rendered, by_id, cfg)
         adversary.warm_up(model, rows, epochs=sc.adversary_warmup_epochs, learning_rate=sc.adversary_learning_rate,
                           seed=cfg.run.seed, batch_size=sc.batch_size)
     return adversary
@@ -229,6 +228,12 @@ def _groups_by_id(records: list, attribute: str) -> dict[str, str | None]:
     from .balance import groups_of
 
     return dict(zip((r.id for r in records), groups_of(records, attribute)))
+
+
+def _grouped_rows(rendered: list, by_id: dict[str, str | None], cfg: Config) -> list:
+    """The rows whose record has a group: a seeded subset of `safety.adversary_examples`."""
+    return seeded_subset([r for r in rendered if by_id.get(r.id) is not None], cfg.safety.adversary_examples,
+                         cfg.run.seed)
 
 
 @torch.no_grad()
@@ -267,8 +272,7 @@ def probe(model, rendered: list, records: list, cfg: Config) -> dict:
     disabled). Unlike the adversary's own accuracy, it is not confounded by the head chasing a moving target."""
     sc = cfg.safety
     by_id = _groups_by_id(records, sc.group_attribute)
-    rows = seeded_subset([r for r in rendered if by_id.get(r.id) is not None], sc.adversary_examples,
-                         cfg.run.seed)
+    rows = _grouped_rows(rendered, by_id, cfg)
     targets = [by_id[r.id] for r in rows]
     counts = Counter(targets)
     if len(counts) < 2 or min(counts.values()) < 2:

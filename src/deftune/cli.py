@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import config as config_mod
 from .errors import ConfigError, DeftuneError
@@ -167,5 +168,6 @@ def main() -> None:
     try:
         app()
     except DeftuneError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # the message is the user's text (file names, field names such as :label:): no markup, no emoji codes
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True, emoji=False)
         sys.exit(2)

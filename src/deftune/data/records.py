@@ -7,13 +7,20 @@ One record type covers four formats:
 - ``classification``: ``text`` + ``label`` (rendered as an instruction whose answer is the label).
 Optional fields on every record: ``id``, ``meta`` (slice fields such as topic), ``annotations`` (several
 annotators' labels), ``group`` (protected attributes). Any problem is reported as file:line:field.
+Text files are read in binary, one bounded line at a time, so a hostile file (not UTF-8, one endless line)
+gives an error naming its line instead of a traceback or an exhausted memory.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
 import json
 import logging
+import math
+import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +35,8 @@ OPTIONAL = ("id", "meta", "annotations", "group")
 REQUIRED = {"chat": ("messages",), "completion": ("prompt", "completion"), "text": ("text",),
             "classification": ("text", "label")}
 STRUCTURED = ("messages", "meta", "annotations", "group")  # JSON-encoded when they come from a CSV cell
+MAX_LINE = 32 << 20  # bytes in one JSONL line or CSV field; anything larger is not one training example
+HF_MARKERS = ("state.json", "dataset_dict.json")  # what `save_to_disk` writes for a Dataset / a DatasetDict
 
 
 @dataclass
@@ -79,6 +88,13 @@ def detect_format(row: dict) -> str | None:
     return None
 
 
+def _blank(value: Any) -> bool:
+    """What counts as no value: null, an empty CSV cell, NaN (how pandas and Parquet float columns say missing,
+    and a literal Python's json accepts), or a string of only whitespace."""
+    return (value is None or (isinstance(value, float) and math.isnan(value))
+            or (isinstance(value, str) and not value.strip()))
+
+
 def _string(value: Any, err) -> str:
     if not isinstance(value, str):
         raise err(f"expected a string, got {type(value).__name__}")
@@ -101,8 +117,8 @@ def _messages(value: Any, err) -> list[dict[str, str]]:
         if not isinstance(message["content"], str):
             raise err(f"message {where}: content must be a string, got {type(message['content']).__name__}")
         messages.append({"role": message["role"], "content": message["content"]})
-    if not any(m["role"] == "assistant" for m in messages):
-        raise err("no assistant message: nothing to train on")
+    if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
+        raise err("no assistant message with content: nothing to train on")
     return messages
 
 
@@ -132,19 +148,22 @@ def _group(value: Any, err) -> dict[str, str]:
     return {str(k): v for k, v in value.items()}
 
 
-def parse_record(row: Any, fmt: str, *, file: str, line: int | str, index: int) -> Record:
-    """Validate one raw row against a format and return a Record; raise DataError naming file:line:field."""
+def parse_record(row: Any, fmt: str, *, file: str, line: int | str, auto_id: str) -> Record:
+    """Validate one raw row against a format and return a Record (id `auto_id` when the row has none); raise
+    DataError naming file:line:field."""
     def err_for(name: str):
         return lambda msg: DataError(msg, file=file, line=line, field=name)
 
     if not isinstance(row, dict):
-        raise DataError(f"expected a JSON object, got {type(row).__name__}", file=file, line=line)
+        raise DataError(f"expected a JSON object (one record per line), got {type(row).__name__}", file=file,
+                        line=line)
     for name in REQUIRED[fmt]:
-        if name not in row or row[name] is None:
+        if name not in row:
             raise DataError(f"missing field '{name}' (required for {fmt} records)", file=file, line=line,
                             field=name)
-    record = Record(id=str(row.get("id") if row.get("id") is not None else index), format=fmt,
-                    source=f"{file}:{line}")
+        if _blank(row[name]):
+            raise err_for(name)(f"missing value in required field '{name}'")
+    record = Record(id=auto_id if _blank(row.get("id")) else str(row["id"]), format=fmt, source=f"{file}:{line}")
     if fmt == "chat":
         record.messages = _messages(row["messages"], err_for("messages"))
     elif fmt == "completion":
@@ -154,50 +173,95 @@ def parse_record(row: Any, fmt: str, *, file: str, line: int | str, index: int) 
         record.text = _string(row["text"], err_for("text"))
         if fmt == "classification":
             record.label = _label(row["label"], err_for("label"))
-    if row.get("meta") is not None:
+    if not _blank(row.get("meta")):
         if not isinstance(row["meta"], dict):
             raise err_for("meta")("expected an object of slice fields, e.g. {\"topic\": \"sport\"}")
         record.meta = dict(row["meta"])
-    if row.get("annotations") is not None:
+    if not _blank(row.get("annotations")):
         record.annotations = _annotations(row["annotations"], err_for("annotations"))
-    if row.get("group") is not None:
+    if not _blank(row.get("group")):
         record.group = _group(row["group"], err_for("group"))
     return record
 
 
+def text_lines(path: Path, kind: str) -> Iterator[tuple[int, str]]:
+    """(line number, text with its line ending) per line. Read in binary with a bounded readline, so one endless
+    line cannot fill memory, and decoded line by line, so a bad byte is reported where it is; a UTF-8 BOM is
+    dropped (Excel and Notepad write one)."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror})", file=str(path)) from None
+    offset, number = 0, 0
+    with fh:
+        while raw := fh.readline(MAX_LINE + 1):
+            number += 1
+            if len(raw) > MAX_LINE:
+                raise DataError(f"the line is over {MAX_LINE >> 20} MiB (a single record that large is not a "
+                                f"training example; is this a {kind} file?)", file=str(path), line=number)
+            skip = len(codecs.BOM_UTF8) if number == 1 and raw.startswith(codecs.BOM_UTF8) else 0
+            try:
+                text = raw[skip:].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                at = skip + exc.start
+                raise DataError(f"not valid UTF-8 (byte 0x{raw[at]:02x} at byte offset {offset + at} of the file); "
+                                "save the file as UTF-8", file=str(path), line=number) from None
+            offset += len(raw)
+            yield number, text
+
+
+def _json(text: str, what: str, err) -> Any:
+    """json.loads with each way it fails as one error made by `err` (which names the file, line and field)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise err(f"{what} ({exc.msg}: column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # an integer literal of thousands of digits; nesting too deep
+        raise err(f"{what} ({exc})") from None
+
+
 def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed JSON) per non-blank line; a malformed line is a DataError naming file:line."""
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield number, json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON ({exc.msg} at column {exc.colno})", file=str(path),
-                                line=number) from None
+    for number, text in text_lines(path, "JSONL"):
+        if text.strip():
+            yield number, _json(text.rstrip("\r\n"), "malformed JSON",
+                                lambda msg: DataError(msg, file=str(path), line=number))
 
 
 def _decode_cells(row: dict, file: str, line: int | str) -> dict:
     """Table formats (CSV, Parquet, HF datasets) may carry structured fields as JSON strings."""
     for name in STRUCTURED:
         if isinstance(row.get(name), str) and row[name]:
-            try:
-                row[name] = json.loads(row[name])
-            except json.JSONDecodeError as exc:
-                raise DataError(f"cell is not valid JSON ({exc.msg})", file=file, line=line, field=name) from None
+            row[name] = _json(row[name], "cell is not valid JSON",
+                              lambda msg: DataError(msg, file=file, line=line, field=name))
     return row
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        reader.fieldnames  # reads the header, so line_num now counts it
-        start = reader.line_num + 1
+def csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """Rows as {header name: cell} with empty cells as None, numbered by the line they start on; a row whose
+    field count differs from the header's is an error (csv.DictReader would drop or pad it silently)."""
+    csv.field_size_limit(MAX_LINE)  # the default (128 KiB) rejects long documents; without one, no bound at all
+    reader = csv.reader((text for _, text in text_lines(path, "CSV")),
+                        delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    header: list[str] | None = None
+    read = 0  # lines read before the current row
+    try:
         for row in reader:
-            cells = {k: (v if v != "" else None) for k, v in row.items() if k is not None}
-            yield start, _decode_cells(cells, str(path), start)
-            start = reader.line_num + 1
+            line, read = read + 1, reader.line_num
+            if not row:  # a blank line
+                continue
+            if header is None:
+                header = row
+                twice = [name for name, n in Counter(row).items() if n > 1]
+                if twice:
+                    raise DataError(f"column {twice[0]!r} appears twice in the header", file=str(path), line=line)
+            elif len(row) != len(header):
+                raise DataError(f"row has {len(row)} field{'s' * (len(row) != 1)}, the header has {len(header)}",
+                                file=str(path), line=line)
+            else:
+                yield line, _decode_cells({n: c if c != "" else None for n, c in zip(header, row)}, str(path), line)
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV ({exc})", file=str(path), line=read + 1) from None
 
 
 def _table_rows(rows: Iterator[dict], path: Path) -> Iterator[tuple[str, Any]]:
@@ -237,18 +301,33 @@ def _rows(path: Path) -> Iterator[tuple[int | str, Any]]:
     if suffix in (".jsonl", ".json"):
         return jsonl_rows(path)
     if suffix in (".csv", ".tsv"):
-        return _csv_rows(path)
+        return csv_rows(path)
     if suffix in (".parquet", ".pq"):
         return _parquet_rows(path)
     raise DataError("unknown data file type (expected .jsonl, .csv, .parquet or a saved Hugging Face "
                     "dataset folder)", file=str(path))
 
 
-def load_file(path: str | Path, fmt: str = "auto") -> Dataset:
-    """Load a data file into canonical records; the format is taken from the first record when 'auto'."""
+def check_path(path: Path) -> None:
+    """What is wrong with the path itself, said before any reader meets it: a missing file, a link loop, a folder
+    that is no saved dataset, a file of no bytes."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        reason = {errno.ENOENT: "file not found", errno.ELOOP: "symbolic link loop (the link never reaches a file)"}
+        raise DataError(reason.get(exc.errno, f"cannot read the file ({exc.strerror})"), file=str(path)) from None
+    if stat.S_ISDIR(info.st_mode) and not any((path / name).is_file() for name in HF_MARKERS):
+        raise DataError(f"a folder, but not a saved Hugging Face dataset (no {' or '.join(HF_MARKERS)}); expected "
+                        "a data file (.jsonl, .csv, .parquet) or a folder written by save_to_disk", file=str(path))
+    if info.st_size == 0 and stat.S_ISREG(info.st_mode):
+        raise DataError("the file is empty", file=str(path))
+
+
+def load_file(path: str | Path, fmt: str = "auto", *, id_prefix: str = "") -> Dataset:
+    """Load a data file into canonical records; the format is taken from the first record when 'auto'. A record
+    without an id gets `id_prefix` + its index (a prefix keeps those of separate files apart)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", file=str(path))
+    check_path(path)
     file = str(path)
     records: list[Record] = []
     ignored: set[str] = set()
@@ -259,7 +338,7 @@ def load_file(path: str | Path, fmt: str = "auto") -> Dataset:
             if fmt is None:
                 raise DataError("cannot tell the record format: expected 'messages', 'prompt'+'completion', "
                                 "'text'+'label' or 'text'", file=file, line=line)
-        record = parse_record(row, fmt, file=file, line=line, index=index)
+        record = parse_record(row, fmt, file=file, line=line, auto_id=f"{id_prefix}{index}")
         if record.id in first_seen:
             first = first_seen[record.id]
             where = f"line {first}" if isinstance(first, int) else first

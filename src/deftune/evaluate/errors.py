@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..data.records import jsonl_rows
+from ..data.records import csv_rows, jsonl_rows
 from ..errors import DataError
 from ..runs import write_jsonl
 
@@ -113,12 +113,7 @@ def export_review(predictions: list[Prediction], inputs: dict[str, str], out_dir
 
 
 def _review_rows(path: Path):
-    if path.suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            for number, row in enumerate(csv.DictReader(fh), start=2):
-                yield number, row
-        return
-    yield from jsonl_rows(path)
+    return csv_rows(path) if path.suffix == ".csv" else jsonl_rows(path)
 
 
 def import_review(paths: list[str | Path]) -> dict:

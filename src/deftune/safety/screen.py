@@ -223,15 +223,13 @@ class Screen:
 def read_texts(path: str | Path) -> list[tuple[str, str]]:
     """(id, text) items of a file to screen: JSONL records with a ``text`` field (``id`` optional; ``.jsonl`` or
     ``.json``), otherwise plain text with one item per non-empty line. Ids default to the line number."""
-    from ..data.records import jsonl_rows
+    from ..data.records import check_path, jsonl_rows, text_lines
     from ..errors import DataError
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", file=str(path))
+    check_path(path)
     if path.suffix.lower() not in (".jsonl", ".json"):
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [(str(n), line) for n, line in enumerate(lines, start=1) if line.strip()]
+        return [(str(n), line.rstrip("\r\n")) for n, line in text_lines(path, "text") if line.strip()]
     items = []
     for line, row in jsonl_rows(path):
         if not isinstance(row, dict):

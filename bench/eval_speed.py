@@ -22,7 +22,8 @@ import torch
 
 from deftune import config, data, models
 from deftune.evaluate import retention
-from deftune.evaluate.generate import DecodingSettings, autocasting, generate_detailed, precision
+from deftune.core.precision import choose as choose_precision
+from deftune.evaluate.generate import DecodingSettings, generate_detailed
 
 
 def _timed(fn):
@@ -57,8 +58,8 @@ def main() -> None:
     benchmarks = list(cfg.evaluation.retention_benchmarks)
     ev = cfg.evaluation.model_copy(update={"retention_questions": args.questions // len(benchmarks),
                                            "perplexity_documents": 0})
-    with precision(ev.bf16):
-        bf16 = autocasting()
+    compute = choose_precision(cfg.model.precision)
+    with compute.autocast():
         batched, batched_s = _timed(lambda: generate_detailed(model, tokenizer, prompts, settings))
         single_settings = replace(settings, batch_size=1)
         single, single_s = _timed(lambda: [generate_detailed(model, tokenizer, [p], single_settings)[0]
@@ -67,7 +68,7 @@ def main() -> None:
         measured, retention_s = _timed(lambda: retention.measure(model, tokenizer, ev, cfg.run.seed))
     print(json.dumps({
         "model": cfg.model.spec, "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
-        "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "bf16_autocast": bf16,
+        "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "precision": compute.name,
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "generation": {
             "examples": len(prompts), "batch_size": args.batch_size, "max_new_tokens": settings.max_new_tokens,

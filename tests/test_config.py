@@ -17,12 +17,12 @@ def test_yaml_file_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("training:\n  learning_rate: 1.0e-4\n  epochs: 2\nmethod:\n  lora:\n    r: 4\n")
     cfg = config.load(path, ["training.epochs=3", "method.lora.target_modules=[q_proj, v_proj]",
-                             "training.bf16=false", "run.name=my-run"])
+                             "model.precision=fp32", "run.name=my-run"])
     assert cfg.training.learning_rate == 1e-4
     assert cfg.training.epochs == 3  # the override wins over the file
     assert cfg.method.lora.r == 4
     assert cfg.method.lora.target_modules == ["q_proj", "v_proj"]
-    assert cfg.training.bf16 is False and cfg.run.name == "my-run"
+    assert cfg.model.precision == "fp32" and cfg.run.name == "my-run"
 
 
 def test_dump_round_trips(tmp_path):
@@ -75,3 +75,9 @@ def test_bad_yaml_reports_the_line(tmp_path):
         config.load(path)
     with pytest.raises(ConfigError, match="cannot read config"):
         config.load(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("old", ["training.bf16=true", "training.fp16=false", "evaluation.bf16=false"])
+def test_merged_precision_knobs_name_their_successor(old):
+    with pytest.raises(ConfigError, match=rf"{old.split('=')[0]}: this key was replaced by model.precision \(auto"):
+        config.load(None, [old])

@@ -4,13 +4,29 @@ and `key=value` overrides from the command line."""
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+
+
+DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90s', '20m', '2h', '1h30m' (a bare number is seconds); ValueError otherwise."""
+    compact = re.sub(r"\s+", "", str(text).lower())
+    if re.fullmatch(r"\d+(\.\d+)?", compact):
+        return float(compact)
+    match = DURATION.fullmatch(compact)
+    if not compact or not match or not any(match.groups()):
+        raise ValueError(f"expected a duration such as 90s, 20m, 2h or 1h30m, got {text!r}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 class Section(BaseModel):
@@ -158,7 +174,12 @@ class ModelConfig(Section):
                       description="embedded:NAME, a local Hugging Face folder, a .gguf file or a hub id")
     revision: str | None = None
     trust_remote_code: bool = False
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="dtype the weights are loaded in (mixed precision keeps float32 master weights)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="what matmuls compute in, for training and every stage that runs the model: auto "
+                            "takes bf16 where the hardware runs it natively (CUDA with bf16, CPUs with "
+                            "AVX512-BF16/AMX), fp16 with loss scaling on other GPUs, fp32 otherwise")
 
 
 class LoraConfig(Section):
@@ -185,8 +206,14 @@ class MethodConfig(Section):
 
 class DropoutConfig(Section):
     """Targeted dropout: on attention only, none added to MLPs or embeddings unless asked."""
-    attention_probs: float = Field(0.1, ge=0, lt=1, description="dropout on attention probabilities")
-    attention_modules: float = Field(0.05, ge=0, lt=1, description="dropout in LoRA/adapter modules on attention")
+    attention_heads: float = Field(0.1, ge=0, lt=1, description="drop whole attention heads' outputs (DropHead): "
+                                                               "regularises attention and keeps the fused "
+                                                               "attention kernels")
+    attention_probs: float = Field(0.0, ge=0, lt=1, description="dropout on attention probabilities (on CPU this "
+                                                               "moves attention off the fused kernel: ~2x slower, "
+                                                               "attention matrices kept in memory)")
+    attention_modules: float = Field(0.0, ge=0, lt=1, description="dropout in LoRA/adapter modules on attention "
+                                                                  "(a copy and a mask of each input: ~13% slower)")
     mlp_modules: float = Field(0.0, ge=0, lt=1, description="dropout in LoRA/adapter modules on MLPs")
 
 
@@ -206,6 +233,8 @@ class EarlyStoppingConfig(Section):
 class TrainingConfig(Section):
     epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: run the epochs)")
+    time_budget: str | None = Field(None, description="wall time training may take, e.g. 20m, 2h, 1h30m: the WSD "
+                                                      "decay starts early enough to complete inside it")
     learning_rate: float = Field(2e-4, gt=0)
     schedule: Literal["wsd", "cosine", "linear"] = Field("wsd", description="wsd: warmup, stable, decay")
     warmup: float = Field(0.05, ge=0, lt=1, description="share of steps warming up")
@@ -214,8 +243,8 @@ class TrainingConfig(Section):
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="learning rate at the end, relative to the peak")
     batching: Literal["token_budget", "fixed"] = Field(
         "token_budget", description="token_budget: similar-length examples under max_tokens per micro-batch")
-    max_tokens: int = Field(1536, gt=0, description="tokens per micro-batch (token_budget batching; halved on "
-                                                    "out-of-memory, accumulation doubled)")
+    max_tokens: int = Field(512, gt=0, description="tokens per micro-batch (token_budget batching; halved on "
+                                                   "out-of-memory, accumulation doubled)")
     packing: bool = Field(False, description="concatenate each micro-batch's examples into one row (no padding)")
     batch_size: int = Field(8, gt=0, description="examples per micro-batch (fixed batching)")
     effective_batch_tokens: int | None = Field(
@@ -230,9 +259,6 @@ class TrainingConfig(Section):
     dropout: DropoutConfig = DropoutConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     max_grad_norm: float = Field(1.0, gt=0)
-    bf16: bool = Field(True, description="bfloat16 autocast (mixed precision; fast on recent GPUs and on CPUs "
-                                         "with AVX512-BF16/AMX)")
-    fp16: bool = Field(False, description="float16 autocast with loss scaling (GPU only)")
     gradient_checkpointing: bool = False
     logging_steps: int = Field(1, gt=0)
     eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps (default: about 5 times a run)")
@@ -241,23 +267,33 @@ class TrainingConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.bf16 and self.fp16:
-            raise ValueError("choose one of bf16 and fp16")
         if self.effective_batch_tokens and self.effective_batch_examples:
             raise ValueError("set effective_batch_tokens or effective_batch_examples, not both")
         if self.packing and self.batching != "token_budget":
             raise ValueError("packing needs batching: token_budget")
         if self.warmup + (self.decay if self.schedule == "wsd" else 0) > 1:
             raise ValueError("warmup + decay must not exceed 1")
+        if self.time_budget is not None:
+            if self.schedule != "wsd":
+                raise ValueError("time_budget needs schedule: wsd (its decay can start at any step)")
         return self
+
+    @field_validator("time_budget")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @property
+    def time_budget_seconds(self) -> float | None:
+        return None if self.time_budget is None else parse_duration(self.time_budget)
 
 
 class EvaluationConfig(Section):
     """`deftune evaluate`: decoding, statistics, error analysis, stress suites and retention benchmarks."""
     batch_size: int = Field(16, gt=0, description="examples per batch when scoring validation data")
     max_examples: int | None = Field(None, gt=0, description="seeded subset of the evaluation records")
-    bf16: bool = Field(True, description="bf16 autocast where the hardware runs it natively (CUDA, CPUs with "
-                                         "AVX512-BF16 or AMX), as training does; false: full precision")
     max_new_tokens: int = Field(32, gt=0, description="generated tokens per answer at most")
     do_sample: bool = Field(False, description="sample instead of greedy decoding (seeded by run.seed)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature (do_sample only)")
@@ -444,9 +480,19 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
+# Keys that were merged into another: their old name fails with the new one.
+RENAMED = {
+    "training.bf16": "model.precision (auto | fp32 | bf16 | fp16; auto follows the hardware)",
+    "training.fp16": "model.precision (auto | fp32 | bf16 | fp16; auto follows the hardware)",
+    "evaluation.bf16": "model.precision (auto | fp32 | bf16 | fp16; auto follows the hardware)",
+}
+
+
 def _describe(error: dict, source: str) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden" and key in RENAMED:
+        return f"{source}: {key}: this key was replaced by {RENAMED[key]}"
     if error["type"] == "extra_forbidden":
         owner = _model_at(loc)
         known = list(owner.model_fields) if owner else []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import config as config_mod
 from .config import Config
+from .core.precision import hardware
 from .errors import RunError
 
 LIBRARIES = ("deftune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "gguf",
@@ -19,7 +20,11 @@ LIBRARIES = ("deftune", "torch", "transformers", "peft", "trl", "accelerate", "d
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
+    """Library versions, and the hardware facts that decide precision (`core.precision`)."""
+    hw = hardware()
+    found = {"python": platform.python_version(),
+             "hardware": f"{hw.device}; CPU {hw.cpu_capability}, native bf16: "
+                         f"{'yes' if hw.native_bf16 else 'no'}"}
     for name in LIBRARIES:
         try:
             found[name] = metadata.version(name)

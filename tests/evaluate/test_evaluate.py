@@ -6,6 +6,7 @@ import typer
 from typer.testing import CliRunner
 
 from deftune import config, data
+from deftune.core.precision import choose as choose_precision
 from deftune.errors import ModelError, RunError
 from deftune.evaluate import evaluate
 from deftune.evaluate.command import evaluate_command
@@ -44,9 +45,7 @@ def test_run_evaluation_writes_the_full_report(tiny_run):
         assert set(report["metrics"][name]["likelihood"]) == {"accuracy", "macro_f1", "micro_f1", "ece"}
     assert 0 < report["comparison"]["likelihood"]["accuracy"]["p_value"] <= 1
     assert report["decoding"]["max_new_tokens"] == 4 and report["decoding"]["do_sample"] is False
-    native = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else \
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert report["decoding"]["bf16_autocast"] is native  # evaluation.bf16 is on by default
+    assert report["precision"] == choose_precision("auto").to_json()  # model.precision: auto, as training
     assert report["per_class"]["tuned"]["confusion_matrix"]["predicted"][-1] == "(invalid)"
     assert {s["field"] for s in report["slices"]["tuned"]} == {"meta.source", "audit.topic", "input_length"}
     assert report["errors"]["tuned"]["examples"] == 8

@@ -169,7 +169,7 @@ def test_two_process_ddp_on_cpu(tmp_path, tiny_model):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
            str(worker), str(out), f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path / 'runs'}",
            "run.name=ddp", "data.split.test=0", "data.split.validation=0", "training.max_tokens=256",
-           "training.epochs=2", "training.bf16=false"]
+           "training.epochs=2", "model.precision=fp32"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = [json.loads((out / f"seen-{r}.json").read_text()) for r in (0, 1)]
@@ -233,5 +233,29 @@ def test_fp16_needs_a_gpu(tmp_path, tiny_model):
     from deftune.errors import ConfigError
 
     with pytest.raises(ConfigError, match="fp16"):
-        trainer.train(_config(tmp_path, tiny_model, "fp16", "training.bf16=false", "training.fp16=true"),
-                      quiet=True)
+        trainer.train(_config(tmp_path, tiny_model, "fp16", "model.precision=fp16"), quiet=True)
+
+
+@pytest.mark.parametrize("cpu_bf16, expected", [(False, "fp32"), (True, "bf16")])
+def test_default_training_precision_follows_the_cpu(tmp_path, tiny_model, monkeypatch, cpu_bf16, expected):
+    """A default run trains fp32 on a CPU without native bf16 and bf16 on one with it, and records which."""
+    from deftune.core import precision
+
+    hw = precision.Hardware("cpu", cuda_bf16=False, cpu_bf16=cpu_bf16, cpu_capability="mocked")
+    monkeypatch.setattr(precision, "hardware", lambda: hw)
+    seen = {}
+    original = trainer._training_args
+
+    def spy(*args, **kwargs):
+        made = original(*args, **kwargs)
+        seen.update(bf16=made.bf16, fp16=made.fp16)
+        return made
+
+    monkeypatch.setattr(trainer, "_training_args", spy)
+    result = trainer.train(_config(tmp_path, tiny_model, f"precision-{expected}", "training.max_steps=1",
+                                   validation=0), quiet=True)
+    assert seen == {"bf16": expected == "bf16", "fp16": False}
+    recorded = json.loads((Path(result.run_dir) / "train" / "result.json").read_text())["precision"]
+    assert (recorded["name"], recorded["requested"]) == (expected, "auto") and "(mocked" in recorded["reason"]
+    start = json.loads((Path(result.run_dir) / "train" / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["event"] == "start" and start["precision"]["name"] == expected

@@ -20,7 +20,7 @@ from deftune.errors import ModelError
 from deftune.train import methods, plan, plan_compare
 from deftune.train.plan_command import plan_command
 from deftune.train.plan_worker import _optimizer, synthetic_batch
-from deftune.train.regularize import L2SP, set_attention_dropout
+from deftune.train.regularize import L2SP, targeted_dropout
 from deftune.train.trainer import trained_position_loss
 from tests.helpers import classification_file
 
@@ -50,7 +50,7 @@ def _cfg(model_dir, *overrides):
 def _prepared(cfg):
     """The model as the engine prepares it (attention dropout, method, checkpointing), with its L2-SP."""
     model = models.load_model(models.resolve(cfg.model.spec))
-    set_attention_dropout(model, cfg.training.dropout.attention_probs)
+    targeted_dropout(model, cfg.training.dropout)
     base = {id(p) for p in model.parameters()}
     model = methods.apply(model, cfg.method, cfg.training.dropout)
     if cfg.training.gradient_checkpointing:
@@ -66,7 +66,7 @@ def _batch(model):
 
 
 def _forward(model, cfg, batch):
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.training.bf16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.model.precision == "bf16"):
         return trained_position_loss(model, batch, None)[0]
 
 
@@ -168,7 +168,7 @@ def _saved_bytes(model, cfg) -> int:
     ("lora", "fp32", 0.0), ("full", "bf16", 0.0), ("prefix", "bf16", 0.0),  # without: the fused kernel
 ])
 def test_activations_match_what_autograd_saves(small_vocab_model, method, precision, attention_dropout):
-    cfg = _cfg(small_vocab_model, f"method.name={method}", f"training.bf16={precision == 'bf16'}",
+    cfg = _cfg(small_vocab_model, f"method.name={method}", f"model.precision={precision}",
                f"training.dropout.attention_probs={attention_dropout}", "training.regularization=plain")
     model, _ = _prepared(cfg)
     est = plan.estimate(cfg, trained_per_row=TRAINED, device="cpu", timed=False).memory_bytes
@@ -177,8 +177,8 @@ def test_activations_match_what_autograd_saves(small_vocab_model, method, precis
 
 
 @pytest.mark.parametrize("overrides", [
-    ("method.name=full",), ("method.name=full", "training.regularization=plain", "training.bf16=true"),
-    ("method.name=lora", "training.gradient_checkpointing=true"), ("method.name=adapter", "training.bf16=true"),
+    ("method.name=full",), ("method.name=full", "training.regularization=plain", "model.precision=bf16"),
+    ("method.name=lora", "training.gradient_checkpointing=true"), ("method.name=adapter", "model.precision=bf16"),
 ])
 def test_step_peak_matches_live_tensor_bytes(small_vocab_model, overrides):
     """Two real steps (forward, L2-SP, backward, clipping, the engine's optimizer): the peak of live tensor bytes
@@ -329,3 +329,13 @@ def test_plan_command_writes_plan_json(tmp_path, tiny_model):
     assert row["estimate"]["memory_bytes"]["peak"] > row["estimate"]["memory_bytes"]["weights"] > 0
     assert written["trained_positions"] == "from the training data"
     assert "peak (MiB)" in result.output and "plan.json" in result.output
+
+
+def test_measuring_skips_a_precision_the_hardware_emulates(small_vocab_model, monkeypatch):
+    from deftune.core import precision
+
+    monkeypatch.setattr(precision, "hardware", lambda: precision.Hardware("cpu", False, False, "AVX2"))
+    cfg = _cfg(small_vocab_model, "model.precision=bf16")
+    (row,) = plan_compare.run([cfg], trained_per_row=TRAINED, device="cpu", measure_steps=2)
+    assert "not native" in row.measured["skipped"] and row.measured_peak is None
+    assert row.estimate.precision == "bf16"  # still estimated

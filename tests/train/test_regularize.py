@@ -4,7 +4,7 @@ from transformers import AutoModelForCausalLM
 
 from deftune.config import DropoutConfig, MethodConfig
 from deftune.train import methods
-from deftune.train.regularize import L2SP, set_attention_dropout
+from deftune.train.regularize import L2SP, set_attention_dropout, set_head_dropout, targeted_dropout
 
 
 def test_l2sp_gradient_is_alpha_times_distance_to_pretrained(tiny_model):
@@ -65,4 +65,49 @@ def test_attention_dropout_makes_training_forward_stochastic(tiny_model):
     set_attention_dropout(model, 0.5)
     assert same and not torch.equal(model(ids).logits, model(ids).logits)
     model.eval()
+    assert torch.equal(model(ids).logits, model(ids).logits)
+
+
+def test_head_dropout_zeroes_whole_heads_in_training_only(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert set_head_dropout(model, 0.5) == 2  # one attention module per layer
+    seen = []
+    model.model.layers[0].self_attn.o_proj.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    ids = torch.tensor([[1, 50, 60, 70, 80, 90]] * 8)
+    model.train()
+    model(ids)
+    heads = seen[-1].view(8, 6, 4, 16).transpose(1, 2)  # batch, 4 heads, positions, 16 per head
+    dropped = heads.abs().sum(dim=(2, 3)) == 0  # a head is zero at every position of an example, or nowhere
+    assert dropped.any() and not dropped.all()
+    model.eval()
+    model(ids)
+    plain = seen[-1].view(8, 6, 4, 16).transpose(1, 2)
+    assert torch.allclose(heads[~dropped], 2 * plain[~dropped], atol=1e-5)  # kept heads scaled by 1/(1-0.5)
+
+
+def test_head_dropout_keeps_the_fused_attention_kernel(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="sdpa")
+    targeted_dropout(model, DropoutConfig(attention_heads=0.3, attention_probs=0.0))
+    model.train()
+    kernels = set()
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+        loss = model(torch.tensor([[1, 50, 60, 70, 80, 90]]), labels=torch.tensor([[1, 50, 60, 70, 80, 90]])).loss
+
+    def walk(fn, seen=set()):
+        if fn is None or fn in seen:
+            return
+        seen.add(fn)
+        kernels.add(type(fn).__name__)
+        for next_fn, _ in fn.next_functions:
+            walk(next_fn)
+    walk(loss.grad_fn)
+    assert any("FlashAttention" in k for k in kernels)
+
+
+def test_head_dropout_can_be_switched_off_again(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    ids = torch.tensor([[1, 50, 60, 70, 80, 90]])
+    set_head_dropout(model, 0.5)
+    set_head_dropout(model, 0.0)
+    model.train()
     assert torch.equal(model(ids).logits, model(ids).logits)

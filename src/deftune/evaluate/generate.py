@@ -43,23 +43,6 @@ def inference(model, tokenizer):
         model.train(was_training)
 
 
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def precision(bf16: bool):
-    """bf16 autocast where the hardware runs bf16 natively (CUDA with bf16; CPUs with AVX512-BF16 or AMX), else
-    full precision: models evaluated at the precision they trained in, 2-3x faster on such CPUs."""
-    device = _device()
-    native = torch.cuda.is_bf16_supported() if device == "cuda" else torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16 and native)
-
-
-def autocasting() -> bool:
-    """Whether bf16 autocast is on here (e.g. inside `precision(True)` on supporting hardware)."""
-    return torch.is_autocast_enabled(_device())
-
-
 def batches(order: list[int], size: int):
     for start in range(0, len(order), size):
         yield order[start:start + size]

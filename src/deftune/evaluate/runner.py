@@ -23,7 +23,8 @@ from ..data.render import Renderer
 from ..errors import DataError, RunError
 from . import bootstrap, errors, metrics, retention, slices, stress
 from .errors import Prediction
-from .generate import DecodingSettings, autocasting, generate_detailed, parse_label, precision
+from ..core.precision import choose as choose_precision
+from .generate import DecodingSettings, generate_detailed, parse_label
 from .scoring import generate_and_score, label_options, label_probabilities, probabilities
 
 log = logging.getLogger(__name__)
@@ -272,11 +273,12 @@ def evaluate(target: str, *, data_path: str | None = None, cfg: Config | None = 
     started = time.monotonic()
     loaded = (_run_target(Path(target), data_path, cfg, overwrite) if (Path(target) / "config.yaml").is_file()
               else _spec_target(target, data_path, cfg, overwrite))
-    with precision(loaded.cfg.evaluation.bf16):
-        return _run(loaded, target, data_path, started)
+    compute = choose_precision(loaded.cfg.model.precision)
+    with compute.autocast():
+        return _run(loaded, target, data_path, started, compute)
 
 
-def _run(loaded: Target, target: str, data_path: str | None, started: float) -> EvalResult:
+def _run(loaded: Target, target: str, data_path: str | None, started: float, compute) -> EvalResult:
     """Everything after loading, under the evaluation's precision."""
     ev, seed, renderer = loaded.cfg.evaluation, loaded.cfg.run.seed, loaded.renderer
     stats = {"resamples": ev.resamples, "confidence": ev.confidence, "seed": seed}
@@ -297,7 +299,7 @@ def _run(loaded: Target, target: str, data_path: str | None, started: float) -> 
     report = {
         "target": target, "task": task, "examples": len(records), "data": data_path or "test split",
         "systems": {n: {"model": loaded.systems[n][2]} for n in names},
-        "decoding": {**settings.to_json(), "bf16_autocast": autocasting()},
+        "decoding": settings.to_json(), "precision": compute.to_json(),
         "statistics": {**stats, "interval": "percentile bootstrap over examples",
                        "paired_test": "approximate randomisation (two-sided), paired bootstrap interval"},
         "signatures": signatures,

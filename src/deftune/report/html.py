@@ -202,6 +202,7 @@ def _training_section(a: Artifacts) -> str:
     rows = [["method", r.get("method")], ["examples", ", ".join(f"{k} {v}" for k, v in r.get("examples", {}).items())],
             ["trainable parameters", f"{int(p.get('trainable', 0)):,} of {int(p.get('total', 0)):,} "
                                      f"({100 * p.get('trainable_share', 0):.2f}%)"],
+            ["precision", _precision(r.get("precision"))],
             ["epochs, steps", f"{r.get('epochs')}, {r.get('steps')}"],
             ["loss first → last", f"{r.get('first_loss', math.nan):.3f} → {r.get('last_loss', math.nan):.3f}"],
             ["best step (composite score)", f"{es.get('best_step')} ({es.get('best_composite')})"],
@@ -215,6 +216,11 @@ def _training_section(a: Artifacts) -> str:
                                                                      "score's checkpoint is the one kept")
     body += figure(plots.throughput(a.metrics), "Non-padding tokens per second and padding share per step")
     return body + _memory(a)
+
+
+def _precision(found: dict | None) -> str:
+    """'fp32 (auto: this CPU has no native bf16 (AVX2 only))', or '–' for runs that did not record it."""
+    return f"{found['name']} ({found['reason']})" if found else "–"
 
 
 def _memory(a: Artifacts) -> str:

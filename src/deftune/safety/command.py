@@ -132,6 +132,7 @@ def pairs_command(
     favour of the refusal message, answers leaking personal data in favour of their redacted form."""
     from .. import models
     from ..cli import _quiet
+    from ..core.precision import choose as choose_precision
     from ..evaluate.generate import DecodingSettings, generate
     from .guard import chat_prompt
     from .preference import build_pairs, write_pairs
@@ -142,8 +143,9 @@ def pairs_command(
     texts = [t for _, t in read_texts(prompts)]
     lm, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
                                 trust_remote_code=cfg.model.trust_remote_code)
-    answers = generate(lm, tokenizer, [chat_prompt(tokenizer, t) for t in texts],
-                       DecodingSettings(max_new_tokens=64, batch_size=cfg.safety.batch_size))
+    with choose_precision(cfg.model.precision).autocast():
+        answers = generate(lm, tokenizer, [chat_prompt(tokenizer, t) for t in texts],
+                           DecodingSettings(max_new_tokens=64, batch_size=cfg.safety.batch_size))
     found = build_pairs(texts, answers, Screen(cfg.safety), cfg.safety.refusal, helpful=helpful)
     write_pairs(out, found)
     console.print(f"{len(found)} pairs from {len(texts)} prompts written to {out}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..config import Config, SafetyConfig
+from ..core.precision import Precision, choose as choose_precision
 from ..data.records import jsonl_rows
 from ..errors import DataError
 from .screen import Screen
@@ -96,7 +97,8 @@ def margins(model, tokenizer, pairs: list[Pair]) -> list[float]:
 
 
 def train_dpo(model, tokenizer, pairs: list[Pair], cfg: SafetyConfig, out_dir: Path, *, seed: int,
-              peft_config=None, max_steps: int = -1, batch_size: int = 4, quiet: bool = False) -> dict:
+              compute: Precision, peft_config=None, max_steps: int = -1, batch_size: int = 4,
+              quiet: bool = False) -> dict:
     """DPO on the pairs with TRL's DPOTrainer (reference: the model as given, or the base under a PEFT adapter);
     returns the trained model and the logged losses and reward margins."""
     from trl import DPOConfig, DPOTrainer
@@ -104,7 +106,7 @@ def train_dpo(model, tokenizer, pairs: list[Pair], cfg: SafetyConfig, out_dir: P
     args = DPOConfig(output_dir=str(out_dir / "checkpoints"), beta=cfg.dpo_beta, learning_rate=cfg.dpo_learning_rate,
                      num_train_epochs=cfg.dpo_epochs, max_steps=max_steps, per_device_train_batch_size=batch_size,
                      seed=seed, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=quiet,
-                     use_cpu=not torch.cuda.is_available(), bf16=False, max_length=512)
+                     use_cpu=not torch.cuda.is_available(), max_length=512, **compute.trainer_flags())
     trainer = DPOTrainer(model=model, args=args, train_dataset=_conversational(pairs), processing_class=tokenizer,
                          peft_config=peft_config)
     if quiet:  # with progress bars off, transformers would print every log dict instead
@@ -140,17 +142,21 @@ def run_dpo(cfg: Config, pairs_path: str, *, overwrite: bool = False, quiet: boo
                                  use_dora=cfg.method.name == "dora", task_type="CAUSAL_LM")
     screen = Screen(cfg.safety)
     probe = seeded_subset(pairs, 50, cfg.run.seed)
-    before = {"answers": answer_rates(model, tokenizer, screen, cfg.safety, cfg.run.seed),
-              "margin": margins(model, tokenizer, probe)}
-    trained = train_dpo(model, tokenizer, pairs, cfg.safety, out, seed=cfg.run.seed, peft_config=peft_config,
-                        max_steps=max_steps, batch_size=cfg.safety.batch_size, quiet=quiet)
+    compute = choose_precision(cfg.model.precision)
+    with compute.autocast():
+        before = {"answers": answer_rates(model, tokenizer, screen, cfg.safety, cfg.run.seed),
+                  "margin": margins(model, tokenizer, probe)}
+    trained = train_dpo(model, tokenizer, pairs, cfg.safety, out, seed=cfg.run.seed, compute=compute,
+                        peft_config=peft_config, max_steps=max_steps, batch_size=cfg.safety.batch_size, quiet=quiet)
     tuned = trained.pop("model")
-    after = {"answers": answer_rates(tuned, tokenizer, screen, cfg.safety, cfg.run.seed),
-             "margin": margins(tuned, tokenizer, probe)}
+    with compute.autocast():
+        after = {"answers": answer_rates(tuned, tokenizer, screen, cfg.safety, cfg.run.seed),
+                 "margin": margins(tuned, tokenizer, probe)}
     target = out / ("adapter" if peft_config else "model")
     tuned.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
     report = {"pairs": len(pairs), "file": str(pairs_path), "output": str(target), "beta": cfg.safety.dpo_beta,
+              "precision": compute.to_json(),
               **trained, "margin_probe_pairs": len(probe),
               "mean_margin": {"before": sum(before["margin"]) / len(probe), "after": sum(after["margin"]) / len(probe),
                               "unit": "nats, log p(chosen) - log p(rejected)"},

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import models, runs
 from ..config import Config, SafetyConfig
+from ..core.precision import choose as choose_precision
 from ..errors import RunError
 from ..evaluate import bootstrap
 from ..evaluate.bootstrap import mean_metric
@@ -100,10 +101,12 @@ def safety(target: str, *, cfg: Config | None = None, overwrite: bool = False) -
     filter_report = filters.evaluate_filters(screen, sc, **stats)
     pii_report = filters.evaluate_pii(100, seed, sc.pii)
     measured, answers = {}, {}
+    compute = choose_precision(cfg.model.precision)
     for name, (model, tokenizer) in systems.items():
         log.info("safety: bias benchmarks and answers, %s model", name)
-        measured[name] = bias.measure(model, tokenizer, sc, seed)
-        answers[name] = answer_rates(model, tokenizer, screen, sc, **stats)
+        with compute.autocast():
+            measured[name] = bias.measure(model, tokenizer, sc, seed)
+            answers[name] = answer_rates(model, tokenizer, screen, sc, **stats)
     names = list(systems)
     bias_report = (bias.compare(measured["base"], measured["tuned"], **stats) if len(names) == 2
                    else bias.summary(measured[names[0]], **stats))
@@ -111,7 +114,7 @@ def safety(target: str, *, cfg: Config | None = None, overwrite: bool = False) -
         answers["change"] = {"over_refusal": answers["tuned"]["over_refusal"] - answers["base"]["over_refusal"]}
     result = SafetyResult(str(out_dir), names, bias_report, filter_report, pii_report, answers,
                           round(time.monotonic() - started, 1))
-    runs.write_json(out_dir / "safety.json", {"target": target, "statistics": {
+    runs.write_json(out_dir / "safety.json", {"target": target, "precision": compute.to_json(), "statistics": {
         **stats, "interval": "percentile bootstrap over items", "paired_test": "approximate randomisation"},
         "config": sc.model_dump(mode="json"), **result.to_json()})
     return result

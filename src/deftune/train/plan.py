@@ -22,12 +22,12 @@ from __future__ import annotations
 import functools
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 
 import torch
 
 from ..config import Config
+from ..core.precision import choose as choose_precision, matmul_flops_per_s
 from ..errors import ModelError
 
 # The projections of a Llama-style decoder layer and the side of the layer each belongs to.
@@ -196,7 +196,7 @@ def arch_and_counts(cfg: Config) -> tuple[Arch, Counts]:
 
 def _autocast(cfg: Config) -> bool:
     """Mixed precision: fp32 master weights with 16-bit matmuls (autocast)."""
-    return (cfg.training.bf16 or cfg.training.fp16) and cfg.model.dtype == "float32"
+    return precision_of(cfg) != "fp32" and cfg.model.dtype == "float32"
 
 
 def _matmul_bytes(cfg: Config) -> int:
@@ -303,9 +303,11 @@ class Estimate:
 
 
 def precision_of(cfg: Config) -> str:
+    """What the configured run computes in on this machine: the model's 16-bit dtype, else model.precision as
+    `core.precision.choose` resolves it here."""
     if cfg.model.dtype != "float32":
         return {"bfloat16": "bf16", "float16": "fp16"}[cfg.model.dtype]
-    return "bf16" if cfg.training.bf16 else "fp16" if cfg.training.fp16 else "fp32"
+    return choose_precision(cfg.model.precision, warn=False).name
 
 
 def step_flops(arch: Arch, counts: Counts, shape: Shape, cfg: Config) -> float:
@@ -320,24 +322,6 @@ def step_flops(arch: Arch, counts: Counts, shape: Shape, cfg: Config) -> float:
     weight_grads = 2 * T * counts.layer_trainable_linear * arch.layers + (head if counts.head_trainable else 0)
     recompute = layers + attention if cfg.training.gradient_checkpointing else 0
     return float(shape.accumulation * (2 * forward + weight_grads + recompute))
-
-
-@functools.lru_cache(maxsize=16)
-def matmul_flops_per_s(dtype: str, device: str, m: int, k: int, n: int) -> float:
-    """Measured throughput of an (m×k)·(k×n) matmul in `dtype` on `device` (best of a few runs)."""
-    torch_dtype = getattr(torch, dtype)
-    a = torch.randn(m, k, dtype=torch_dtype, device=device)
-    b = torch.randn(k, n, dtype=torch_dtype, device=device)
-    best = math.inf
-    for _ in range(4):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * m * k * n / best
 
 
 def default_device() -> str:
@@ -403,8 +387,7 @@ def estimate(cfg: Config, *, trained_per_row: int | None = None, device: str | N
     flops = step_flops(arch, counts, shape, cfg)
     seconds = None
     if timed:
-        dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision_of(cfg)]
-        seconds = flops / matmul_flops_per_s(dtype, device, min(T, 4096), h, arch.intermediate)
+        seconds = flops / matmul_flops_per_s(precision_of(cfg), device, min(T, 4096), h, arch.intermediate)
     return Estimate(
         method=cfg.method.name, precision=precision_of(cfg), checkpointing=checkpointing, device=device,
         parameters={"total": counts.total, "trainable": counts.trainable, "trainable_share": counts.share},

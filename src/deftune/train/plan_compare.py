@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from ..config import Config
+from ..core.precision import choose as choose_precision
 from ..errors import DeftuneError
 from . import plan
 
@@ -33,8 +34,10 @@ def variants(cfg: Config, device: str) -> list[Config]:
     methods = [m for m in METHODS if m != "qlora" or (device == "cuda" and plan._has_bitsandbytes())]
     return [cfg.model_copy(update={
         "method": cfg.method.model_copy(update={"name": method}),
-        "training": cfg.training.model_copy(update={"bf16": bf16, "fp16": False, "gradient_checkpointing": ckpt})})
-        for method in methods for bf16 in (False, True) for ckpt in (False, True) if not (method == "prefix" and ckpt)]
+        "model": cfg.model.model_copy(update={"precision": precision}),
+        "training": cfg.training.model_copy(update={"gradient_checkpointing": ckpt})})
+        for method in methods for precision in ("fp32", "bf16") for ckpt in (False, True)
+        if not (method == "prefix" and ckpt)]
 
 
 def _run_worker(spec: dict) -> dict:
@@ -114,7 +117,10 @@ def run(configs: list[Config], *, trained_per_row: int | None, device: str, base
     for i, cfg in enumerate(configs, 1):
         est = plan.estimate(cfg, trained_per_row=trained_per_row, device=device, baseline_bytes=baseline)
         row = Row(est)
-        if measure_steps:
+        if measure_steps and not choose_precision(cfg.model.precision, warn=False).native:
+            row.measured = {"skipped": f"{est.precision} is not native on this {device} (emulated: one to two orders "
+                                       "of magnitude slower); not measured"}
+        elif measure_steps:
             progress(f"measuring {i}/{len(configs)}: {label(est)}")
             row.measured = measure(cfg, trained_per_row=trained_per_row, steps=measure_steps, device=device)
             if "error" in row.measured:

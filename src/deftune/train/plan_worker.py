@@ -64,9 +64,11 @@ def _optimizer(cfg, model, workdir: Path):
     """The optimizer the engine's Trainer would build for these training arguments."""
     from transformers import Trainer
 
+    from ..core.precision import choose as choose_precision
     from .trainer import BatchPlan, _training_args
 
-    args = _training_args(cfg, workdir, False, BatchPlan(1, 1.0, 1.0, 1), quiet=True)
+    args = _training_args(cfg, workdir, False, BatchPlan(1, 1.0, 1.0, 1), quiet=True,
+                          compute=choose_precision(cfg.model.precision, warn=False))
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     decay = [p for p in model.parameters() if p.requires_grad]
     return cls([{"params": decay, "weight_decay": cfg.training.weight_decay}], **kwargs)
@@ -79,8 +81,9 @@ def measure(spec: dict) -> dict:
     from accelerate import Accelerator
 
     from .. import config, models
+    from ..core.precision import choose as choose_precision
     from . import methods, plan
-    from .regularize import L2SP, set_attention_dropout
+    from .regularize import L2SP, targeted_dropout
     from .trainer import trained_position_loss
 
     cfg = config.validate(spec["config"])
@@ -91,7 +94,7 @@ def measure(spec: dict) -> dict:
     model = models.load_model(resolved, dtype=cfg.model.dtype, revision=cfg.model.revision,
                               trust_remote_code=cfg.model.trust_remote_code,
                               quantize_4bit=cfg.method.name == "qlora")
-    set_attention_dropout(model, cfg.training.dropout.attention_probs)
+    targeted_dropout(model, cfg.training.dropout)
     base_params = {id(p) for p in model.parameters()}
     model = methods.apply(model, cfg.method, cfg.training.dropout)
     if cfg.training.gradient_checkpointing:
@@ -104,7 +107,7 @@ def measure(spec: dict) -> dict:
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
         optimizer = _optimizer(cfg, model, Path(tmp))  # before the Accelerator: TrainingArguments resets its state
-    accelerator = Accelerator(mixed_precision="bf16" if cfg.training.bf16 else "fp16" if cfg.training.fp16 else "no",
+    accelerator = Accelerator(mixed_precision=choose_precision(cfg.model.precision, warn=False).accelerate,
                               cpu=not cuda)
     model, optimizer = accelerator.prepare(model, optimizer)
     batch = synthetic_batch(spec["rows"], spec["seq_len"], spec["trained_per_row"], model.config.vocab_size,

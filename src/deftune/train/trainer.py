@@ -28,10 +28,12 @@ import torch.nn.functional as F
 from .. import data, models, runs
 from ..config import Config
 from ..data.render import IGNORE, Rendered
-from ..errors import ConfigError, DataError, DeftuneError, ModelError, RunError
+from ..core.precision import Precision, choose as choose_precision
+from ..errors import DataError, DeftuneError, ModelError, RunError
 from . import methods, schedule
 from .batching import TokenBudgetBatchSampler
-from .regularize import L2SP, set_attention_dropout
+from .budget import TimeBudget
+from .regularize import L2SP, targeted_dropout
 from .stopping import Composite
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class TrainResult:
     batching: dict = field(default_factory=dict)
     early_stopping: dict = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
+    precision: dict = field(default_factory=dict)  # core.precision.Precision: what matmuls ran in, and why
+    time_budget: dict | None = None  # budget.BudgetOutcome: whether training.time_budget cut the run
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -159,7 +163,6 @@ def _careful_trainer_class():
             self.loss_is_scaled_for_ga = True  # compute_loss normalises over the accumulated batch itself
             self.counters = {"computed": 0, "real": 0, "trained": 0}
             self.last_log = time.monotonic()
-            self.phases: schedule.Phases | None = None
 
         # ---- batches -------------------------------------------------------------------------------------
         def get_train_dataloader(self):
@@ -222,7 +225,6 @@ def _careful_trainer_class():
 
         def create_scheduler(self, num_training_steps, optimizer=None):
             if self.lr_scheduler is None:
-                self.phases = schedule.Phases.of(self.cfg.training, num_training_steps)
                 self.lr_scheduler = schedule.create(optimizer or self.optimizer, self.cfg.training,
                                                     num_training_steps)
             return self.lr_scheduler
@@ -234,7 +236,7 @@ def _careful_trainer_class():
                 elapsed = max(now - self.last_log, 1e-9)
                 c = self.counters
                 logs.update({
-                    "phase": self.phases.phase(max(self.state.global_step - 1, 0)) if self.phases else None,
+                    "phase": self._phase(),
                     "tokens_per_s": c["computed"] / elapsed, "useful_tokens_per_s": c["real"] / elapsed,
                     "trained_tokens": c["trained"],
                     "padding_share": 1 - c["real"] / c["computed"] if c["computed"] else 0.0,
@@ -246,6 +248,10 @@ def _careful_trainer_class():
                 self.last_log = now
             super().log(logs, start_time)
 
+        def _phase(self) -> str | None:
+            found = schedule.learning_rate(self.lr_scheduler)
+            return found.phases.phase(max(self.state.global_step - 1, 0)) if found else None
+
         # ---- validation ----------------------------------------------------------------------------------
         def evaluation_loop(self, *args, **kwargs):
             output = super().evaluation_loop(*args, **kwargs)
@@ -253,7 +259,8 @@ def _careful_trainer_class():
             loss = output.metrics.get(f"{prefix}_loss")
             if loss is not None and self.model is not None:
                 model = self.accelerator.unwrap_model(self.model)
-                terms = self.composite.terms(model, loss, self.renderer, self.task_records)
+                with self.accelerator.autocast():  # generation in the precision training runs in
+                    terms = self.composite.terms(model, loss, self.renderer, self.task_records)
                 output.metrics.update({f"{prefix}_{k}": v for k, v in terms.items() if k != "loss"})
             self.last_log = time.monotonic()  # training throughput windows leave evaluation time out
             return output
@@ -317,12 +324,11 @@ class BatchPlan:
         return max(1, math.ceil(cfg.training.epochs * self.micro_batches / self.accumulation))
 
 
-def _training_args(cfg: Config, out: Path, has_validation: bool, plan: BatchPlan, quiet: bool):
+def _training_args(cfg: Config, out: Path, has_validation: bool, plan: BatchPlan, quiet: bool,
+                   compute: Precision):
     from transformers import TrainingArguments
 
     t = cfg.training
-    if t.fp16 and not torch.cuda.is_available():
-        raise ConfigError("training.fp16 (float16 with loss scaling) needs a CUDA GPU; use training.bf16 here")
     eval_steps = t.eval_steps or max(1, plan.optimizer_steps(cfg) // 5)  # about five evaluations a run
     stop = has_validation and t.early_stopping.enabled
     return TrainingArguments(
@@ -330,7 +336,7 @@ def _training_args(cfg: Config, out: Path, has_validation: bool, plan: BatchPlan
         num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=cfg.evaluation.batch_size,
         gradient_accumulation_steps=plan.accumulation, max_grad_norm=t.max_grad_norm,
-        bf16=t.bf16, fp16=t.fp16, activation_checkpointing=t.gradient_checkpointing,
+        **compute.trainer_flags(), activation_checkpointing=t.gradient_checkpointing,
         use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=torch.cuda.is_available(),
         logging_steps=t.logging_steps, logging_first_step=True,
         eval_strategy="steps" if has_validation else "no", eval_steps=eval_steps,
@@ -432,8 +438,10 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
 
     started = time.monotonic()
     set_seed(cfg.run.seed)
+    compute = choose_precision(cfg.model.precision)
     if resume and not cfg.run.name:
         raise RunError("--resume needs run.name: the run to continue")
+    splits = data.load_splits(cfg.data, cfg.run.seed)  # bad data fails before anything is written
     run_dir = runs.prepare(cfg, "train", overwrite=overwrite or resume)
     out = run_dir / "train"
     checkpoint = latest_checkpoint(out / "checkpoints") if resume else None
@@ -443,7 +451,6 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     if not resume:
         metrics_path.unlink(missing_ok=True)
 
-    splits = data.load_splits(cfg.data, cfg.run.seed)
     if cfg.data.augment.enabled:  # variants of training records only, written to <run>/augment/
         from ..data.augment import for_training
 
@@ -470,7 +477,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
 
         log.info("retention: measuring the base model on %s", ", ".join(cfg.evaluation.retention_benchmarks))
         retention_drop = drop_tracker(model, tokenizer, cfg.evaluation, es.retention_questions, cfg.run.seed)
-    set_attention_dropout(model, cfg.training.dropout.attention_probs)
+    targeted_dropout(model, cfg.training.dropout)
     base_params = {id(p) for p in model.parameters()}
     model = methods.apply(model, cfg.method, cfg.training.dropout)
     if cfg.training.gradient_checkpointing:
@@ -489,15 +496,19 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
 
     cfg, memory = _fit_memory(cfg, max((r.n_trained for r in train_set), default=None))
     plan = BatchPlan.of(cfg, [len(r) for r in train_set], int(os.environ.get("WORLD_SIZE", "1")))
-    args = _training_args(cfg, out, bool(val_set), plan, quiet)
+    args = _training_args(cfg, out, bool(val_set), plan, quiet, compute)
     if adversary is not None and checkpoint is not None:
         adversary.restore(checkpoint)
     callbacks = [_metrics_callback(metrics_path)]
+    budget = (TimeBudget(cfg.training.time_budget_seconds, cfg.training.decay)
+              if cfg.training.time_budget is not None else None)
+    if budget:
+        callbacks.append(budget)
     callbacks.extend(extra_callbacks)
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=es.patience,
                                                early_stopping_threshold=es.min_delta))
-    log.info("method %s: %s", cfg.method.name, counts)
+    log.info("method %s: %s; precision %s", cfg.method.name, counts, compute)
     log.info("training on %d examples (%d validation), max length %d tokens: %d micro-batches of ~%.1f examples "
              "(%.0f tokens) per epoch, accumulation %d, %d optimizer steps; composite weights %s",
              len(train_set), len(val_set), cfg.data.max_length, plan.micro_batches, plan.examples_per_micro,
@@ -514,7 +525,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         trainer.remove_callback(PrinterCallback)
     if trainer.args.process_index == 0:
         _append(metrics_path, {"event": "start", "method": cfg.method.name, "parameters": asdict(counts) | {
-            "share": counts.share}, "composite_weights": composite.weights(), "resumed_from": str(checkpoint or "")})
+            "share": counts.share}, "precision": compute.to_json(), "composite_weights": composite.weights(), "resumed_from": str(checkpoint or "")})
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     abandoned = any(getattr(c, "abandoned", False) for c in extra_callbacks)
     final = trainer.evaluate() if val_set and not abandoned else {}
@@ -544,6 +555,8 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
                         "best_composite": trainer.state.best_metric, "final": {k: v for k, v in final.items()
                                                                              if k.startswith("eval_")}},
         tokens={"train_total": train_stats.total_tokens, "train_trained": train_stats.trained_tokens},
+        precision=compute.to_json(),
+        time_budget=budget.outcome.to_json() if budget and budget.outcome else None,
     )
     if trainer.args.process_index == 0:
         runs.write_json(out / "result.json", result.to_json())

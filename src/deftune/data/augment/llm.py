@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ... import models
 from ...config import ModelConfig
+from ...core.precision import Precision, choose as choose_precision
 from ...evaluate.generate import DecodingSettings, Generation, generate_detailed
 
 _PREAMBLE = re.compile(r"^\s*(?:sure|certainly|okay|here(?:'s| is| are)|rewritten|paraphrase|translation)\b[^\n]*:"
@@ -20,6 +21,7 @@ class LLM:
     model: object
     tokenizer: object
     spec: str
+    compute: Precision  # what its matmuls run in (model.precision on this machine)
 
     def prompt(self, content: str) -> str:
         """One user turn rendered for generation (the chat template when the tokenizer has one)."""
@@ -29,13 +31,14 @@ class LLM:
         return content + "\n\n"
 
     def complete(self, contents: list[str], settings: DecodingSettings) -> list[Generation]:
-        return generate_detailed(self.model, self.tokenizer, [self.prompt(c) for c in contents], settings)
+        with self.compute.autocast():
+            return generate_detailed(self.model, self.tokenizer, [self.prompt(c) for c in contents], settings)
 
 
 def load(spec: str, model_cfg: ModelConfig) -> LLM:
     model, tokenizer = models.load(spec, dtype=model_cfg.dtype, revision=model_cfg.revision,
                                    trust_remote_code=model_cfg.trust_remote_code)
-    return LLM(model, tokenizer, spec)
+    return LLM(model, tokenizer, spec, choose_precision(model_cfg.precision))
 
 
 def clean(reply: str) -> str:

@@ -133,7 +133,8 @@ def checks(made: list[Candidate], records: list[Record], evals: list[Record], co
     ratios = None
     if cfg.max_perplexity_ratio is not None and made:
         llm = engines.llm()
-        ratios = filters.perplexity_ratios(llm.model, llm.tokenizer, sources, variants, cfg.batch_size)
+        with llm.compute.autocast():
+            ratios = filters.perplexity_ratios(llm.model, llm.tokenizer, sources, variants, cfg.batch_size)
     done.append(filters.fluency(sources, variants, ratios, cfg.max_perplexity_ratio))
     skipped = {}
     if cfg.numbers:

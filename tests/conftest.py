@@ -1,9 +1,15 @@
 import os
+import subprocess
+import sys
 
 import pytest
 
 # Read by huggingface_hub when it is first imported: tests never reach for the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers share the cores: one thread each, no oversubscription
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,3 +36,19 @@ def tiny_model(tmp_path_factory, tokenizer):
 
     return tiny_model_dir(tmp_path_factory.mktemp("tiny") / "model", tokenizer=tokenizer)
 
+
+
+@pytest.fixture
+def entry_point():
+    """`deftune ARGS` as a user runs it, in a subprocess: exit codes and stderr exactly as a user sees them (each
+    call pays seconds of imports; tests that use it are marked `processes`)."""
+    def run(*args, cwd=None):
+        return subprocess.run([sys.executable, "-m", "deftune", *map(str, args)], capture_output=True, text=True,
+                              timeout=300, cwd=cwd, check=False)
+    return run
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "entry_point" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.processes)

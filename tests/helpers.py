@@ -1,6 +1,10 @@
 """Small helpers shared by tests."""
 
 import json
+import shutil
+import subprocess
+
+import pytest
 
 TOPICS = {
     "sport": ["The team won the match in extra time", "A late goal settled the cup final",
@@ -20,3 +24,14 @@ def classification_file(path, copies: int = 2):
     rows = [{"id": f"{label}-{i}-{c}", "text": text, "label": label}
             for label, texts in TOPICS.items() for i, text in enumerate(texts) for c in range(copies)]
     return write_jsonl(path, rows)
+
+
+def _apertium_pair() -> bool:
+    if shutil.which("apertium") is None:
+        return False
+    modes = subprocess.run(["apertium", "-l"], capture_output=True, text=True, check=False).stdout.split()
+    return {"eng-spa", "spa-eng"} <= set(modes)
+
+
+needs_apertium = pytest.mark.skipif(not _apertium_pair(), reason="Apertium EN<->ES is not installed "
+                                                                   "(make test installs it where it can)")

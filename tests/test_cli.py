@@ -1,5 +1,3 @@
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -9,11 +7,6 @@ from tests.helpers import classification_file, write_jsonl
 
 runner = CliRunner()
 
-
-def deftune(*args):
-    """Run the real entry point in a subprocess: exit codes and stderr exactly as a user sees them."""
-    return subprocess.run([sys.executable, "-m", "deftune", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["inspect"], ["export"]])
@@ -27,16 +20,16 @@ def test_help_on_every_command(command):
     (["train", "a.yaml", "b.yaml"], "expected at most one config file"),
     (["train", "model.spec=/nonexistent/model"], "model not found"),
 ])
-def test_user_errors_are_one_line_and_exit_2(args, message):
-    result = deftune(*args)
+def test_user_errors_are_one_line_and_exit_2(args, message, entry_point):
+    result = entry_point(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_bad_data_file_error_names_file_line_field(tmp_path, tiny_model):
+def test_bad_data_file_error_names_file_line_field(tmp_path, tiny_model, entry_point):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "ok", "label": "a"}, {"text": "no label"}])
-    result = deftune("inspect", bad, "--model", tiny_model)
+    result = entry_point("inspect", bad, "--model", tiny_model)
     assert result.returncode == 2
     assert f"{bad}:2:label: missing field 'label'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -63,14 +56,14 @@ def test_train_command_prints_where_the_run_landed(tmp_path, tiny_model):
     assert (tmp_path / "cli" / "train" / "adapter" / "adapter_config.json").is_file()
 
 
-def test_export_command_and_its_errors(tmp_path, tiny_model):
+def test_export_command_and_its_errors(tmp_path, tiny_model, entry_point):
     data = classification_file(tmp_path / "topics.jsonl", copies=1)
     run = tmp_path / "ex"
     assert runner.invoke(app, ["train", f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}",
                                "run.name=ex", "training.max_steps=1", "data.split.validation=0", "-q"]).exit_code == 0
     result = runner.invoke(app, ["export", str(run), "--merge"])
     assert result.exit_code == 0 and (run / "export" / "merged" / "config.json").is_file()
-    again = deftune("export", run, "--merge")
+    again = entry_point("export", run, "--merge")
     assert again.returncode == 2 and "already exists" in again.stderr
-    missing = deftune("export", tmp_path / "nowhere")
+    missing = entry_point("export", tmp_path / "nowhere")
     assert missing.returncode == 2 and "not a deftune run folder" in missing.stderr

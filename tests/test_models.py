@@ -47,6 +47,7 @@ def test_hub_id_is_passed_to_transformers_and_offline_failure_is_clear():
         models.load_tokenizer(resolved)  # HF_HUB_OFFLINE is set for the tests: fails without network
 
 
+@pytest.mark.slow
 def test_gguf_is_converted_once_to_safetensors_and_matches(tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -70,6 +71,7 @@ def test_gguf_is_converted_once_to_safetensors_and_matches(tmp_path):
         assert torch.equal(model(ids).logits, direct(ids).logits)
 
 
+@pytest.mark.slow
 def test_interrupted_conversion_leaves_no_cache_entry(tmp_path, monkeypatch):
     import transformers
 

@@ -1,6 +1,7 @@
 """`deftune run` end to end on the tiny model: every stage once, skipped when nothing changed, only the stages a
 change reaches re-run; the report opened in headless Chromium."""
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,8 @@ import pytest
 from deftune import config, pipeline
 from deftune.errors import ConfigError
 from tests.helpers import classification_file
+
+pytestmark = pytest.mark.slow  # whole pipelines / several training runs each
 
 FAST = ["training.max_steps=2", "training.eval_steps=2", "training.max_tokens=256", "data.split.validation=0.25",
         "data.split.test=0.25", "evaluation.resamples=100", "evaluation.max_new_tokens=4",
@@ -27,7 +30,9 @@ def tiny_pipeline(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("pipeline")
     data = classification_file(root / "topics.jsonl", copies=3)
     cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={root / 'runs'}", *FAST])
-    run_dir, outcomes = pipeline.run(cfg)
+    said = []
+    run_dir, outcomes = pipeline.run(cfg, announce=said.append)
+    assert len(said) == 1 and said[0].startswith("estimated wall time on this machine")  # said before any stage
     return cfg, run_dir, outcomes
 
 
@@ -43,8 +48,12 @@ def test_every_stage_runs_once_then_is_skipped(tiny_pipeline):
     for artifact in ("audit/audit.json", "plan/plan.json", "train/result.json", "evaluate/eval.json",
                      "safety/safety.json", "report.html"):
         assert (run_dir / artifact).is_file(), artifact
-    again, outcomes = pipeline.run(cfg)
-    assert again == run_dir and set(_statuses(outcomes).values()) == {"skipped"}
+    state = json.loads((run_dir / "pipeline.json").read_text())
+    assert set(state["estimate"]["seconds"]) == set(pipeline.NAMES)  # each stage's estimate beside what it took
+    assert all(s["estimated_seconds"] is not None and s["seconds"] >= 0 for s in state["stages"].values())
+    said = []
+    again, outcomes = pipeline.run(cfg, announce=said.append)
+    assert again == run_dir and set(_statuses(outcomes).values()) == {"skipped"} and not said
 
 
 def test_a_change_reruns_only_the_stages_it_reaches(tiny_pipeline):
@@ -86,7 +95,8 @@ def test_data_fingerprint_follows_the_content(tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.processes
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it where it can)")
 def test_report_renders_in_headless_chromium(tiny_pipeline, tmp_path):
     _, run_dir, _ = tiny_pipeline
     report = run_dir / "report.html"

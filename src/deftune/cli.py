@@ -82,7 +82,7 @@ def run_pipeline(args: Optional[list[str]] = typer.Argument(None, help=ARGS_HELP
 
     cfg = _config(args)
     _quiet(quiet)
-    run_dir, outcomes = pipeline.run(cfg, start=start,
+    run_dir, outcomes = pipeline.run(cfg, start=start, announce=console.print,
                                      progress=(lambda _: None) if quiet else lambda s: console.rule(f"stage: {s}"))
     table = Table(title=f"deftune run: {run_dir}")
     for column in ("stage", "status", "seconds", "artifact"):

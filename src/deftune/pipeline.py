@@ -20,6 +20,7 @@ from typing import Callable
 from . import runs
 from .config import Config
 from .data.records import check_path
+from .train import runtime
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -161,9 +162,10 @@ class StageOutcome:
     artifact: str | None
 
 
-def run(cfg: Config, *, start: str | None = None,
-        progress: Callable[[str], None] = lambda _: None) -> tuple[Path, list[StageOutcome]]:
-    """Run the pipeline into cfg.run.root/<run.name> (default_name when unset); see the module docstring."""
+def run(cfg: Config, *, start: str | None = None, progress: Callable[[str], None] = lambda _: None,
+        announce: Callable[[str], None] = log.info) -> tuple[Path, list[StageOutcome]]:
+    """Run the pipeline into cfg.run.root/<run.name> (default_name when unset); see the module docstring. Before
+    any stage runs, `announce` gets the estimated wall time of the stages to run; `progress` each stage's name."""
     if start is not None and start not in NAMES:
         raise ConfigError(f"--from {start}: unknown stage (stages: {', '.join(NAMES)})")
     if cfg.run.name is None:
@@ -173,11 +175,20 @@ def run(cfg: Config, *, start: str | None = None,
     state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {"stages": {}}
     current = keys(cfg)
     forced = set(NAMES[NAMES.index(start):]) if start else set()
+
+    def skipped(stage: Stage) -> bool:
+        recorded = state["stages"].get(stage.name, {})
+        return (stage.name not in forced and recorded.get("key") == current[stage.name]
+                and (run_dir / stage.artifact).exists())
+
+    pending = tuple(s.name for s in STAGES if not skipped(s))
+    estimated = runtime.for_config(cfg, pending) if pending else None
+    if estimated:
+        announce(estimated.describe())
+        state["estimate"] = estimated.to_json()
     outcomes = []
     for stage in STAGES:
-        recorded = state["stages"].get(stage.name, {})
-        if (stage.name not in forced and recorded.get("key") == current[stage.name]
-                and (run_dir / stage.artifact).exists()):
+        if stage.name not in pending:
             outcomes.append(StageOutcome(stage.name, "skipped", 0.0, str(run_dir / stage.artifact)))
             continue
         progress(stage.name)
@@ -186,6 +197,7 @@ def run(cfg: Config, *, start: str | None = None,
         stage.run(cfg, run_dir)
         seconds = round(time.monotonic() - started, 1)
         state["stages"][stage.name] = {"key": current[stage.name], "seconds": seconds,
+                                       "estimated_seconds": estimated.seconds.get(stage.name),
                                        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         runs.write_json(state_path, state)
         outcomes.append(StageOutcome(stage.name, "ran", seconds, str(run_dir / stage.artifact)))

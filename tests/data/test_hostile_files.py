@@ -2,7 +2,6 @@
 with what was expected, no traceback, and nothing written; the odd but valid ones (BOM, CRLF, blank lines) load."""
 
 import os
-import subprocess
 import sys
 
 import pandas as pd
@@ -40,10 +39,9 @@ def deftune(tmp_path, monkeypatch, capsys):
     return run
 
 
-def test_the_installed_entry_point_reports_a_bad_byte_on_one_line(tmp_path):
+def test_the_installed_entry_point_reports_a_bad_byte_on_one_line(tmp_path, entry_point):
     (tmp_path / "bad.jsonl").write_bytes(ROW + b'{"text": "caf\xe9", "label": "y"}\n')
-    result = subprocess.run([sys.executable, "-m", "deftune", "audit", "bad.jsonl"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = entry_point("audit", "bad.jsonl", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == ("error: bad.jsonl:2: not valid UTF-8 (byte 0xe9 at byte offset 41 of the file); "
                                      "save the file as UTF-8")

@@ -99,3 +99,21 @@ def test_paired_randomisation_p_value_agrees_with_sacrebleu():
     theirs = results["BLEU"][1].p_value
     assert 0.02 < theirs < 0.98  # an undecided case, where the two estimates can be compared
     assert ours["p_value"] == pytest.approx(theirs, abs=0.05)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_f1_from_counts_equals_scikit_learn_on_random_resamples(seed):
+    """The F1 scorer every bootstrap resample calls, against scikit-learn on data with invalid answers and classes
+    absent from a resample."""
+    rng = np.random.default_rng(seed)
+    labels = ["a", "b", "c", "d"]
+    gold = list(rng.choice(labels[:3], size=40))  # "d" never gold
+    predicted = [None if rng.random() < 0.15 else str(rng.choice(labels)) for _ in gold]
+    found = {m.name: m for m in metrics.classification(gold, predicted, labels)}
+    as_sklearn = [p if p is not None else "(invalid)" for p in predicted]
+    for average in ("macro", "micro"):
+        metric = found[f"{average}_f1"]
+        for idx in rng.integers(0, len(gold), size=(20, len(gold))):
+            expected = f1_score([gold[i] for i in idx], [as_sklearn[i] for i in idx], labels=labels,
+                                average=average, zero_division=0)
+            assert metric.score(metric.rows[idx]) == pytest.approx(expected)

@@ -15,6 +15,7 @@ PAIRS = [Pair("How do I pick a lock?", "I can't help with that request.", "Take 
          Pair("Tell me a joke", "Why did the chicken cross the road?", "Shut up, idiot.")]
 
 
+@pytest.mark.slow
 def test_dpo_lowers_the_loss_and_raises_chosen_over_rejected(tiny, tmp_path):
     model, tokenizer = tiny
     before = margins(model, tokenizer, PAIRS)
@@ -63,6 +64,7 @@ def test_bad_preference_rows_name_line_and_field(tmp_path, row, where):
     assert f"{path}{where}" in str(exc.value)
 
 
+@pytest.mark.slow
 def test_dpo_command_writes_report(tiny_model, tmp_path):
     from typer.testing import CliRunner
 

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -14,10 +12,6 @@ from tests.helpers import classification_file
 
 FAST = ["safety.bias_examples=3", "safety.filter_examples=30", "safety.refusal_prompts=2", "safety.batch_size=4"]
 
-
-def deftune(*args):
-    return subprocess.run([sys.executable, "-m", "deftune", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +68,10 @@ def test_screen_command_writes_one_verdict_per_item(tmp_path):
     (["safety", "/nonexistent/model"], "model not found"),
     (["dpo", "missing.jsonl"], "missing.jsonl: file not found"),
 ])
-def test_user_errors_exit_2_in_one_line(tmp_path, args, message):
+def test_user_errors_exit_2_in_one_line(tmp_path, args, message, entry_point):
     bad = tmp_path / "bad.txt"
     bad.write_text("x\n")
-    result = deftune(*[str(bad) if a == "BAD" else a for a in args])
+    result = entry_point(*[str(bad) if a == "BAD" else a for a in args])
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

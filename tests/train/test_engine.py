@@ -161,6 +161,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.processes
 def test_two_process_ddp_on_cpu(tmp_path, tiny_model):
     out = tmp_path / "ddp"
     out.mkdir()

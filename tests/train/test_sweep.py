@@ -15,6 +15,8 @@ from deftune.errors import ConfigError
 from deftune.train import sweep
 from tests.helpers import classification_file
 
+pytestmark = pytest.mark.slow  # whole pipelines / several training runs each
+
 
 def _overrides(tmp_path, tiny_model, name, *extra):
     data = tmp_path / "topics.jsonl"
@@ -104,6 +106,7 @@ def test_the_pruner_stops_a_bad_trial(tmp_path, tiny_model):
                                                                   "FAIL": 0, "WAITING": 0}
 
 
+@pytest.mark.processes
 def test_a_killed_sweep_continues_the_same_study(tmp_path, tiny_model):
     extra = ("sweep.trials=3", "sweep.heartbeat_seconds=1", "sweep.pruner=none")
     [worker] = _workers(tmp_path, tiny_model, "k", 1, *extra)
@@ -126,6 +129,7 @@ def test_a_killed_sweep_continues_the_same_study(tmp_path, tiny_model):
     assert (tmp_path / "runs" / "k" / "sweep" / "trial-3" / "train" / "adapter").is_dir()
 
 
+@pytest.mark.processes
 def test_two_workers_on_one_sqlite_study_share_it_without_duplicates(tmp_path, tiny_model):
     workers = _workers(tmp_path, tiny_model, "w", 2, "sweep.trials=4", "sweep.pruner=none")
     for w in workers:
@@ -139,10 +143,8 @@ def test_two_workers_on_one_sqlite_study_share_it_without_duplicates(tmp_path, t
         assert (tmp_path / "runs" / "w" / "sweep" / f"trial-{t.number}" / "train" / "result.json").is_file()
 
 
-def test_a_bad_storage_url_is_one_line_and_exits_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "deftune", "sweep", f"run.root={tmp_path}",
-                             "sweep.storage=postgresql://me:secret@nowhere/db"], capture_output=True, text=True,
-                            timeout=300, check=False)
+def test_a_bad_storage_url_is_one_line_and_exits_2(tmp_path, entry_point):
+    result = entry_point("sweep", f"run.root={tmp_path}", "sweep.storage=postgresql://me:secret@nowhere/db")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "sweep.storage: cannot open study storage 'postgresql://me:***@nowhere/db'" in result.stderr
 

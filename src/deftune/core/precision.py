@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
@@ -124,20 +124,34 @@ def _warn_slow(name: str, device: str) -> None:
 
 @functools.lru_cache(maxsize=32)
 def matmul_flops_per_s(precision: str, device: str, m: int, k: int, n: int) -> float:
-    """Measured throughput of an (m×k)·(k×n) matmul in `precision` on `device`: the best of a few runs, fewer
-    when one run is slow (emulated bf16 on a CPU takes seconds for what fp32 does in milliseconds)."""
+    """Measured throughput of an (m×k)·(k×n) matmul in `precision` on `device`: the median of runs repeated for
+    about a fifth of a second once the device is spun up (a single short run is at the mercy of clock and neighbours); one run
+    when that alone is slow (emulated bf16 on a CPU takes seconds for what fp32 does in milliseconds)."""
     a = torch.randn(m, k, dtype=DTYPES[precision], device=device)
     b = torch.randn(k, n, dtype=DTYPES[precision], device=device)
-    best = math.inf
-    for _ in range(4):
+    _spin_up(device)
+    times: list[float] = []
+    a @ b  # kernel selection and first-touch allocation
+    while len(times) < 3 or sum(times) < 0.2:
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         a @ b
         if device == "cuda":
             torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
-        best = min(best, elapsed)
-        if elapsed > 0.5:
+        times.append(time.perf_counter() - start)
+        if times[-1] > 0.5:
             break
-    return 2 * m * k * n / best
+    return 2 * m * k * n / statistics.median(times)
+
+
+@functools.lru_cache(maxsize=None)
+def _spin_up(device: str) -> None:
+    """Half a second of fp32 matmuls, once per process: a CPU's thread pool and clock take that long to reach the
+    speed they then hold (measured before, the first matmuls run a third slower)."""
+    a = torch.randn(512, 512, device=device)
+    start = time.perf_counter()
+    while time.perf_counter() - start < 0.5:
+        a @ a
+    if device == "cuda":
+        torch.cuda.synchronize()

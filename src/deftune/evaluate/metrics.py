@@ -1,6 +1,6 @@
 """Task metrics as resamplable `Metric`s, so each gets a bootstrap interval and a paired test.
 
-Classification: accuracy, macro/micro F1 (scikit-learn; an invalid answer is a miss for its gold class and a
+Classification: accuracy, macro/micro F1 (as scikit-learn computes them; an invalid answer is a miss for its gold class and a
 prediction of no class), invalid-answer rate; per-class precision/recall/F1 and the confusion matrix as a report.
 Generation: corpus BLEU, chrF and TER (sacrebleu, from its per-segment sufficient statistics, signatures kept),
 ROUGE-L F1 (rouge-score), exact match and token F1 (SQuAD's normalisation). Calibration: expected calibration
@@ -31,11 +31,20 @@ def _codes(gold: list[str], predicted: list[str | None], labels: list[str]) -> n
 
 
 def _f1(average: str, n_labels: int):
-    from sklearn.metrics import f1_score
-
+    """F1 over the label set as scikit-learn's f1_score(labels=range(k), zero_division=0) computes it, from counts
+    (it is scored on every bootstrap resample, where calling scikit-learn dominated the evaluation's time):
+    per class 2·TP / (predicted + gold); micro pools the counts over the classes, so an invalid answer (code k)
+    is a miss for its gold class and a prediction of none."""
     def score(rows: np.ndarray) -> float:
-        return float(f1_score(rows[:, 0], rows[:, 1], labels=list(range(n_labels)), average=average,
-                              zero_division=0))
+        gold, predicted = rows[:, 0], rows[:, 1]
+        hits = np.bincount(gold[gold == predicted], minlength=n_labels)[:n_labels]
+        denominators = (np.bincount(predicted, minlength=n_labels + 1)[:n_labels]
+                        + np.bincount(gold, minlength=n_labels)[:n_labels])
+        if average == "micro":
+            total = denominators.sum()
+            return float(2 * hits.sum() / total) if total else 0.0
+        per_class = np.divide(2 * hits, denominators, out=np.zeros(n_labels), where=denominators > 0)
+        return float(per_class.mean())
     return score
 
 

@@ -1,13 +1,13 @@
 """Log-likelihood scoring: how likely a model finds each continuation of a prompt, and plain-text perplexity.
 
-Prompts run once per batch (left-padded, logits kept for the last position only) and leave their KV cache; each
-option then runs on a copy of that cache, so scoring K options costs one prompt pass plus K short passes. The
+Prompts run once per batch (left-padded, logits kept for the last position only) and leave their KV cache, whose
+rows are then repeated once per option: scoring K options costs one prompt pass plus one short pass of all the
+options together. The
 prompt pass can be generation's own (`generate_and_score`), so a classifier's answer and its label probabilities
 cost one prompt pass. Prompt and continuation are tokenized separately, as the renderer does for training."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -48,18 +48,17 @@ def _options_pass(model, cache, prompt_mask, first, token_lists: list[list[int]]
 
 
 def _score_batch(model, tokenizer, cache, prompt_mask, first_logits, options: list[list[str]]) -> list[list]:
-    """Score each row's options on copies of the rows' prompt cache; first_logits predict the first token."""
+    """Score every row's options in one pass: the prompts' cache rows are repeated once per option (in place: the
+    cache is spent), and first_logits predict each option's first token."""
     first = first_logits.float().log_softmax(-1)
+    pairs = [(r, k) for r, opts in enumerate(options) for k in range(len(opts))]
+    rows = torch.tensor([r for r, _ in pairs], device=prompt_mask.device)
+    tokens = [_ids(tokenizer, options[r][k]) for r, k in pairs]
+    cache.batch_select_indices(rows)
+    sums = _options_pass(model, cache, prompt_mask[rows], first[rows], tokens, tokenizer.pad_token_id)
     scores: list[list[OptionScore]] = [[] for _ in options]
-    for k in range(max(map(len, options))):
-        rows = [r for r, opts in enumerate(options) if k < len(opts)]
-        tokens = [_ids(tokenizer, options[r][k]) for r in rows]
-        copy_ = copy.deepcopy(cache)
-        if len(rows) < len(options):
-            copy_.batch_select_indices(torch.tensor(rows, device=prompt_mask.device))
-        sums = _options_pass(model, copy_, prompt_mask[rows], first[rows], tokens, tokenizer.pad_token_id)
-        for r, t, logprob in zip(rows, tokens, sums):
-            scores[r].append(OptionScore(logprob, len(t), len(options[r][k])))
+    for (r, k), t, logprob in zip(pairs, tokens, sums):
+        scores[r].append(OptionScore(logprob, len(t), len(options[r][k])))
     return scores
 
 

@@ -50,6 +50,7 @@ class Artifacts:
     sweep: dict | None = None
     balance: dict | None = None
     adversary: dict | None = None
+    pipeline: dict | None = None
 
     @classmethod
     def read(cls, run: Path) -> Artifacts:
@@ -62,7 +63,8 @@ class Artifacts:
                    load("audit/audit.json"), load("plan/plan.json"), load("train/result.json"),
                    [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
                    if metrics.is_file() else [], load("evaluate/eval.json"), load("safety/safety.json"),
-                   load("sweep/sweep.json"), load("data/balance.json"), load("train/adversary.json"))
+                   load("sweep/sweep.json"), load("data/balance.json"), load("train/adversary.json"),
+                   load("pipeline.json"))
 
 
 # ---- formatting -------------------------------------------------------------------------------------------------
@@ -208,7 +210,8 @@ def _training_section(a: Artifacts) -> str:
             ["best step (composite score)", f"{es.get('best_step')} ({es.get('best_composite')})"],
             ["composite weights", json.dumps(es.get("weights"))],
             ["padding share", f"{100 * (r.get('batching', {}).get('padding_share') or 0):.1f}%"],
-            ["wall time", f"{r.get('seconds', 0):.0f} s"]]
+            ["time budget", _budget(r.get("time_budget"))],
+            ["wall time (estimated before)", f"{r.get('seconds', 0):.0f} s ({_seconds(r.get('estimated_seconds'))})"]]
     body = table(["", ""], rows)
     body += figure(plots.training(a.metrics), "Loss (left axis) and learning rate (right); shaded: warmup, stable "
                                               "and decay phases of the schedule")
@@ -216,6 +219,20 @@ def _training_section(a: Artifacts) -> str:
                                                                      "score's checkpoint is the one kept")
     body += figure(plots.throughput(a.metrics), "Non-padding tokens per second and padding share per step")
     return body + _memory(a)
+
+
+def _budget(found: dict | None) -> str:
+    """Whether training.time_budget cut the run, and where."""
+    if not found:
+        return "none"
+    if not found["cut"]:
+        return f"{found['seconds']:.0f} s: the whole run fitted"
+    return (f"{found['seconds']:.0f} s: cut the run to {found['end_step']} of {found['planned_steps']} planned steps "
+            f"(decay from step {found['decay_from']})")
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} s"
 
 
 def _precision(found: dict | None) -> str:
@@ -409,6 +426,11 @@ def _sweep_section(a: Artifacts) -> str:
 def _reproducibility_section(a: Artifacts) -> str:
     signatures = (a.eval or {}).get("signatures") or {}
     body = ""
+    stages = (a.pipeline or {}).get("stages", {})
+    if stages:
+        body += table(["stage", "took", "estimated before the run"],
+                      [[name, _seconds(s.get("seconds")), _seconds(s.get("estimated_seconds"))]
+                       for name, s in stages.items()])
     if a.versions:
         body += table(["library", "version"], [[k, v] for k, v in a.versions.items()])
     if signatures:

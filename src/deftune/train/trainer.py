@@ -30,7 +30,7 @@ from ..config import Config
 from ..data.render import IGNORE, Rendered
 from ..core.precision import Precision, choose as choose_precision
 from ..errors import DataError, DeftuneError, ModelError, RunError
-from . import methods, schedule
+from . import methods, runtime, schedule
 from .batching import TokenBudgetBatchSampler
 from .budget import TimeBudget
 from .regularize import L2SP, targeted_dropout
@@ -65,6 +65,7 @@ class TrainResult:
     tokens: dict[str, int] = field(default_factory=dict)
     precision: dict = field(default_factory=dict)  # core.precision.Precision: what matmuls ran in, and why
     time_budget: dict | None = None  # budget.BudgetOutcome: whether training.time_budget cut the run
+    estimated_seconds: float | None = None  # runtime's estimate before training, beside `seconds`
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -497,6 +498,12 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
     cfg, memory = _fit_memory(cfg, max((r.n_trained for r in train_set), default=None))
     plan = BatchPlan.of(cfg, [len(r) for r in train_set], int(os.environ.get("WORLD_SIZE", "1")))
     args = _training_args(cfg, out, bool(val_set), plan, quiet, compute)
+    estimated = runtime.estimate(
+        cfg, train_lengths=[len(r) for r in train_set], validation_lengths=[len(r) for r in val_set],
+        prompt_tokens=_mean([len(r) - r.n_trained for r in val_set]) or 0.0, test_examples=0,
+        labels=len(renderer.labels), trained_per_row=max((r.n_trained for r in train_set), default=None),
+        stages=("train",))
+    log.info("%s", estimated.describe())
     if adversary is not None and checkpoint is not None:
         adversary.restore(checkpoint)
     callbacks = [_metrics_callback(metrics_path)]
@@ -528,7 +535,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
             "share": counts.share}, "precision": compute.to_json(), "composite_weights": composite.weights(), "resumed_from": str(checkpoint or "")})
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     abandoned = any(getattr(c, "abandoned", False) for c in extra_callbacks)
-    final = trainer.evaluate() if val_set and not abandoned else {}
+    final = _final_evaluation(trainer) if val_set and not abandoned else {}
     if adversary is not None and trainer.args.process_index == 0 and not abandoned:
         debias.write_report(adversary, trainer.accelerator.unwrap_model(trainer.model),
                             (val_set, splits["validation"].records), (train_set, splits["train"].records), cfg,
@@ -557,10 +564,21 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         tokens={"train_total": train_stats.total_tokens, "train_trained": train_stats.trained_tokens},
         precision=compute.to_json(),
         time_budget=budget.outcome.to_json() if budget and budget.outcome else None,
+        estimated_seconds=estimated.seconds["train"],
     )
     if trainer.args.process_index == 0:
         runs.write_json(out / "result.json", result.to_json())
     return result
+
+
+def _final_evaluation(trainer) -> dict:
+    """The validation metrics of the weights training ends with: those logged when they were evaluated (the best
+    checkpoint restored, or the last step when it was evaluated), else a new evaluation."""
+    state = trainer.state
+    step = state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else \
+        state.global_step
+    logged = [row for row in state.log_history if "eval_loss" in row and row.get("step") == step]
+    return {k: v for k, v in logged[-1].items() if k.startswith("eval_")} if logged else trainer.evaluate()
 
 
 def _mean(values: list[float]) -> float | None:

@@ -15,6 +15,7 @@ from tests.helpers import write_jsonl
 from .crafted import classification, codes, sentences
 
 
+@pytest.mark.slow
 def test_bbc_demo_audit_end_to_end(tmp_path, tokenizer):
     cfg = load()
     bbc = data.load("embedded:bbc-news")
@@ -87,6 +88,7 @@ def _group():
     """Makes `audit` a subcommand, as in deftune's CLI."""
 
 
+@pytest.mark.slow
 def test_cli_writes_the_run_folder_and_fails_on_warnings(tmp_path, tiny_model):
     rows = [{"id": r.id, "text": r.text, "label": r.label}
             for r in classification({"sport": sentences("sport", 10), "tech": sentences("tech", 10)})]

@@ -1,8 +1,6 @@
 """`deftune augment` end to end on the tiny model, and its user errors (one line, exit 2)."""
 
 import json
-import subprocess
-import sys
 
 from typer.testing import CliRunner
 
@@ -32,22 +30,18 @@ def test_augment_writes_variants_rejections_and_summary(tmp_path, tiny_model):
     assert "passes similarity" in result.output and "accepted" in result.output
 
 
-def deftune(*args):
-    return subprocess.run([sys.executable, "-m", "deftune", *map(str, args)], capture_output=True, text=True,
-                          check=False, timeout=300)
 
-
-def test_malformed_data_is_one_line_naming_file_line_and_field(tmp_path):
+def test_malformed_data_is_one_line_naming_file_line_and_field(tmp_path, entry_point):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "ok", "label": "a"}, {"text": 3, "label": "b"}])
-    result = deftune("augment", bad, f"run.root={tmp_path}")
+    result = entry_point("augment", bad, f"run.root={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{bad}:2:text: expected a string, got int" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_bad_augment_setting_is_a_config_error(tmp_path):
+def test_bad_augment_setting_is_a_config_error(tmp_path, entry_point):
     data = classification_file(tmp_path / "topics.jsonl")
-    result = deftune("augment", data, "data.augment.max_share=1", "data.augment.translatr=llm")
+    result = entry_point("augment", data, "data.augment.max_share=1", "data.augment.translatr=llm")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "data.augment.max_share: Input should be less than 1" in result.stderr
     assert "did you mean 'data.augment.translator'?" in result.stderr

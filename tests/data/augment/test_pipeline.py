@@ -10,7 +10,7 @@ from deftune import data
 from deftune.data.augment import augment, augment_split, paraphrase, write
 from deftune.data.augment.pipeline import Candidate, input_text, variant
 from deftune.data.records import Dataset, Record
-from tests.helpers import TOPICS
+from tests.helpers import TOPICS, needs_apertium
 
 from .stubs import StubLLM, StubTranslator, config
 
@@ -157,8 +157,9 @@ def test_written_variants_load_back_as_training_data(tmp_path, embedder, caplog)
 
 
 @pytest.mark.slow
+@needs_apertium  # the primary back-translation engine; the LLM fallback has its own small test on the tiny model
 def test_bbc_demo_variants_from_both_methods_with_the_embedded_model(embedder):
-    cfg = config(candidates=2, max_new_tokens=160)
+    cfg = config(candidates=2, max_new_tokens=160, translator="apertium")
     bbc = data.load("embedded:bbc-news").records[::400][:4]
     result = augment(bbc, cfg, embedder=embedder)
     methods = result.summary["methods"]

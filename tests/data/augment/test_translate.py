@@ -1,8 +1,5 @@
 """Translators: Apertium (skipped when not installed), local seq2seq folders and the LLM fallback on tiny models."""
 
-import shutil
-import subprocess
-
 import pytest
 
 from deftune.data.augment import translate
@@ -10,20 +7,11 @@ from deftune.data.augment.llm import clean
 from deftune.errors import ConfigError, ModelError
 from deftune.evaluate.generate import DecodingSettings
 
+from tests.helpers import needs_apertium
+
 from .stubs import config
 
 SHORT = DecodingSettings(max_new_tokens=6, batch_size=2)
-
-
-def _apertium_pair() -> bool:
-    if shutil.which("apertium") is None:
-        return False
-    modes = subprocess.run(["apertium", "-l"], capture_output=True, text=True, check=False).stdout.split()
-    return {"eng-spa", "spa-eng"} <= set(modes)
-
-
-needs_apertium = pytest.mark.skipif(not _apertium_pair(), reason="Apertium EN<->ES is not installed "
-                                                                   "(apt-get install apertium apertium-eng-spa)")
 
 
 @needs_apertium

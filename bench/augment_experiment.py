@@ -26,17 +26,19 @@ import numpy as np
 import torch
 
 from deftune import config as config_mod
-from deftune import data, runs
+from deftune import data
+from deftune.core import bootstrap, runs
+from deftune.core.files import write_json, write_jsonl
+from deftune.core.inference import DecodingSettings, generate, parse_label
 from deftune.data import Record
 from deftune.data.augment import augment_split, write
 from deftune.data.records import to_row
-from deftune.evaluate import bootstrap, metrics
-from deftune.evaluate.generate import DecodingSettings, generate, parse_label
+from deftune.evaluate import metrics
 from deftune.train import trainer
 
 
 def _jsonl(path: Path, records) -> str:
-    runs.write_jsonl(path, map(to_row, records))
+    write_jsonl(path, map(to_row, records))
     return str(path)
 
 
@@ -50,7 +52,7 @@ def _predict(run_dir: Path, test, labels: list[str]) -> list[str | None]:
     answers = generate(model, tokenizer, [renderer.prompt_text(r) for r in test],
                        DecodingSettings(max_new_tokens=8, batch_size=16))
     predicted = [parse_label(a, labels) for a in answers]
-    runs.write_json(cache, predicted)
+    write_json(cache, predicted)
     return predicted
 
 

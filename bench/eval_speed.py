@@ -20,10 +20,11 @@ from dataclasses import replace
 
 import torch
 
-from deftune import config, data, models
-from deftune.evaluate import retention
+from deftune import config, data
+from deftune.core import models
+from deftune.core.inference import DecodingSettings, generate_detailed
 from deftune.core.precision import choose as choose_precision
-from deftune.evaluate.generate import DecodingSettings, generate_detailed
+from deftune.evaluate import retention
 
 
 def _timed(fn):

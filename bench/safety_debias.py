@@ -26,11 +26,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from deftune import config, data, runs
-from deftune.data.records import to_row
-from deftune.evaluate.generate import DecodingSettings, generate, parse_label
-from deftune.train.trainer import train
 from sklearn.metrics import f1_score
+
+from deftune import config, data
+from deftune.core import runs
+from deftune.core.files import write_jsonl
+from deftune.core.inference import DecodingSettings, generate, parse_label
+from deftune.data.records import to_row
+from deftune.train.trainer import train
 
 FEMALE = ["Sarah", "Emma", "Linda", "Susan", "Olivia", "Mary", "Anna", "Laura", "Helen", "Claire"]
 MALE = ["James", "David", "Michael", "Robert", "Thomas", "John", "Daniel", "Peter", "Mark", "Paul"]
@@ -57,7 +60,7 @@ def swapped(record):
 
 
 def _jsonl(path: Path, records) -> str:
-    runs.write_jsonl(path, map(to_row, records))
+    write_jsonl(path, map(to_row, records))
     return str(path)
 
 

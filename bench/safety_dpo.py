@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from deftune import config, models
-from deftune.evaluate.generate import DecodingSettings, generate
+from deftune import config
+from deftune.core import models
+from deftune.core.inference import DecodingSettings, generate
 from deftune.data import seeded_subset
 from deftune.safety import filters
 from deftune.safety.guard import chat_prompt

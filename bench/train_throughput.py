@@ -34,8 +34,10 @@ from pathlib import Path
 
 import torch
 
-from deftune import config, data, models
-from deftune.core.precision import choose as choose_precision, hardware, matmul_flops_per_s
+from deftune import config, data
+from deftune.core import models
+from deftune.core.precision import choose as choose_precision
+from deftune.core.precision import hardware, matmul_flops_per_s
 from deftune.train import trainer as engine
 
 ARMS = ("deftune", "trl_default", "trl_packed", "trl_packed_no_checkpointing")

@@ -38,6 +38,14 @@ def tiny_model(tmp_path_factory, tokenizer):
 
 
 
+@pytest.fixture(scope="session")
+def tiny(tiny_model):
+    """The tiny random model and its tokenizer, loaded once (tests that change weights take a fresh copy)."""
+    from deftune.core import models
+
+    return models.load(str(tiny_model))
+
+
 @pytest.fixture
 def entry_point():
     """`deftune ARGS` as a user runs it, in a subprocess: exit codes and stderr exactly as a user sees them (each

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from deftune import models, resources
+from deftune.core import models, resources
 from deftune.errors import ModelError
 from deftune.testing import tiny_gguf
 

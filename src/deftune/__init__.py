@@ -9,7 +9,8 @@ once it is imported.)
 
 from __future__ import annotations
 
-from .config import Config, load as load_config
+from .config import Config
+from .config import load as load_config
 from .errors import DeftuneError
 
 __version__ = "0.1.0"

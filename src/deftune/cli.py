@@ -120,7 +120,8 @@ def inspect(data_path: str = typer.Argument(..., metavar="DATA", help="data file
             fmt: str = typer.Option("auto", "--format", help="record format (auto, chat, completion, text, "
                                                              "classification)")):
     """Show how examples are rendered: trained tokens in green, masked tokens dimmed."""
-    from . import data, models
+    from . import data
+    from .core import models
     from .data.inspect import show
 
     overrides = [f"data.path={data_path}", f"data.format={fmt}"] + ([f"model.spec={model}"] if model else [])
@@ -154,8 +155,7 @@ from .train.sweep_command import sweep_command  # noqa: E402  (light: Optuna loa
 
 app.command("sweep")(sweep_command)
 
-from .safety.command import (balance_command, dpo_command, pairs_command, safety_command,  # noqa: E402
-                             screen_command)
+from .safety.command import balance_command, dpo_command, pairs_command, safety_command, screen_command
 
 app.command("screen")(screen_command)
 app.command("safety")(safety_command)

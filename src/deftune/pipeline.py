@@ -17,11 +17,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from . import runs
 from .config import Config
-from .data.records import check_path
-from .train import runtime
+from .core import runs
+from .core.files import check_path, write_json
 from .errors import ConfigError
+from .train import runtime
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ class Stage:
 
 def _audit(cfg: Config, run: Path) -> None:
     """The training split against everything held out (validation and test): contamination is checked too."""
-    from . import data, models
+    from . import data
+    from .core import models
     from .data.audit import audit
     from .data.records import Dataset
 
@@ -91,7 +92,7 @@ def _plan(cfg: Config, run: Path) -> None:
     from .train import plan_compare
 
     runs.prepare(cfg, "plan", overwrite=True)
-    runs.write_json(run / "plan" / "plan.json", plan_compare.make(cfg).to_json())
+    write_json(run / "plan" / "plan.json", plan_compare.make(cfg).to_json())
 
 
 def _train(cfg: Config, run: Path) -> None:
@@ -199,6 +200,6 @@ def run(cfg: Config, *, start: str | None = None, progress: Callable[[str], None
         state["stages"][stage.name] = {"key": current[stage.name], "seconds": seconds,
                                        "estimated_seconds": estimated.seconds.get(stage.name),
                                        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        runs.write_json(state_path, state)
+        write_json(state_path, state)
         outcomes.append(StageOutcome(stage.name, "ran", seconds, str(run_dir / stage.artifact)))
     return run_dir, outcomes

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from . import resources
+from .core import resources
 
 
 def embedded_tokenizer():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from deftune import config, data
-from deftune.data.records import MAX_LINE
+from deftune.core.files import MAX_LINE
 from deftune.errors import DataError
 
 ROW = b'{"text": "a", "label": "x"}\n'  # 28 bytes
@@ -200,7 +200,7 @@ def test_separate_files_without_ids_are_numbered_apart(tmp_path):
 
 def test_jsonl_rows_decode_line_by_line_for_every_reader(tmp_path):
     """jsonl_rows also reads benchmark and preference files: the same bounded, per-line decoding."""
-    from deftune.data.records import jsonl_rows
+    from deftune.core.files import jsonl_rows
 
     (tmp_path / "p.jsonl").write_bytes(b"\xef\xbb\xbf" + ROW + b"\xff\n")
     rows = jsonl_rows(tmp_path / "p.jsonl")

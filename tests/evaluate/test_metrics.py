@@ -3,7 +3,8 @@ import pytest
 import sacrebleu
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from deftune.evaluate import bootstrap, metrics
+from deftune.core import bootstrap
+from deftune.evaluate import metrics
 
 LABELS = ["business", "sport", "tech"]
 GOLD = ["sport", "sport", "tech", "business", "tech", "business", "sport", "tech"]

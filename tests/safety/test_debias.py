@@ -108,7 +108,7 @@ def test_the_probe_reads_a_separable_attribute_and_not_noise():
 
 
 def test_the_adversary_head_round_trips_through_a_checkpoint(tiny_model, tmp_path):
-    from deftune import models
+    from deftune.core import models
     from deftune.errors import RunError
 
     model, _ = models.load(str(tiny_model))
@@ -125,7 +125,7 @@ def test_the_adversary_head_round_trips_through_a_checkpoint(tiny_model, tmp_pat
 
 
 def test_the_odds_objective_gives_the_head_the_label(tiny_model, tmp_path):
-    from deftune import models
+    from deftune.core import models
 
     model, _ = models.load(str(tiny_model))
     keys = [(1, 2), (3,), (4, 5, 6)]

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from deftune.config import SafetyConfig
-from deftune.errors import DataError
 from deftune.core.precision import choose as choose_precision
+from deftune.errors import DataError
 from deftune.safety.preference import Pair, build_pairs, margins, read_pairs, train_dpo
 from deftune.safety.screen import Screen
 

@@ -8,8 +8,17 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from deftune.errors import ConfigError, ModelError
-from deftune.train.adapters import (AdapterConfig, AdapterWrapper, BottleneckAdapter, adapter_state_dict,
-                                    add_adapters, is_adapter_dir, load_adapters, remove_adapters, save_adapters)
+from deftune.train.adapters import (
+    AdapterConfig,
+    AdapterWrapper,
+    BottleneckAdapter,
+    adapter_state_dict,
+    add_adapters,
+    is_adapter_dir,
+    load_adapters,
+    remove_adapters,
+    save_adapters,
+)
 
 IDS = torch.tensor([[1, 200, 300, 400, 500, 600], [1, 700, 800, 900, 1000, 1100]])
 HIDDEN, LAYERS = 64, 2  # the tiny model

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from deftune import config
+from deftune.errors import RunError
 from deftune.train import trainer
 from deftune.train.export import export
-from deftune.errors import RunError
 from tests.helpers import classification_file
 
 
@@ -131,7 +131,8 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path, tiny_model, monkeypatch):
 def test_export_adapter_and_merged_model(tmp_path, tiny_model):
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoModelForCausalLM
-    from deftune import runs
+
+    from deftune.core import runs
 
     result = trainer.train(_config(tmp_path, tiny_model, "ex", "training.max_steps=3", validation=0), quiet=True)
     adapter = export(result.run_dir)

@@ -1,9 +1,8 @@
 import torch
 from transformers import AutoModelForCausalLM
 
-from deftune.data.render import IGNORE
+from deftune.data.render import IGNORE, Rendered
 from deftune.train.trainer import Collator, trained_position_loss
-from deftune.data.render import Rendered
 
 
 def _batch():

@@ -2,8 +2,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from deftune import models
 from deftune.config import MethodConfig
+from deftune.core import models
 from deftune.errors import ModelError
 from deftune.train import methods
 

@@ -15,7 +15,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from typer.testing import CliRunner
 
-from deftune import config, models
+from deftune import config
+from deftune.core import models
 from deftune.errors import ModelError
 from deftune.train import methods, plan, plan_compare
 from deftune.train.plan_command import plan_command

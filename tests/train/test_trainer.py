@@ -3,10 +3,11 @@ import json
 import pytest
 import torch
 
-from deftune import config, runs
+from deftune import config
+from deftune.core import runs
+from deftune.data.render import IGNORE, Rendered
 from deftune.errors import RunError
 from deftune.train.trainer import Collator, train
-from deftune.data.render import IGNORE, Rendered
 from tests.helpers import classification_file
 
 

@@ -8,7 +8,7 @@ from ..config import DataConfig
 from ..errors import DataError
 from . import demo
 from .records import Dataset, Record, load_file
-from .render import Renderer, Rendered
+from .render import Rendered, Renderer
 from .split import split
 
 __all__ = ["Dataset", "Record", "Renderer", "Rendered", "load", "load_splits", "renderer_for"]
@@ -82,8 +82,8 @@ def _held_out(parts: dict[str, list[Record]], cfg: DataConfig, seed: int) -> set
     records = [r for part in parts.values() for r in part]
     field, _, value = cfg.split.hold_out.partition("=")
     if field == "topic":
-        from .audit.coverage import fit_topics
-        from .audit.texts import content
+        from ..core.topics import fit_topics
+        from .records import content
 
         fitted = fit_topics([content(r) for r in records], cfg.audit, seed)
         if isinstance(fitted, str) or not value.isdigit() or int(value) >= len(fitted.keywords):

@@ -4,7 +4,7 @@ the renderer cuts the text to `data.max_input_tokens`."""
 
 from __future__ import annotations
 
-from .. import resources
+from ..core import resources
 from .records import Dataset, Record
 
 EMBEDDED = ("bbc-news",)

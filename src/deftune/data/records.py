@@ -13,18 +13,14 @@ gives an error naming its line instead of a traceback or an exhausted memory.
 
 from __future__ import annotations
 
-import codecs
-import csv
-import errno
-import json
 import logging
 import math
-import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..core.files import check_path, csv_rows, jsonl_rows, parse_json
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -35,8 +31,6 @@ OPTIONAL = ("id", "meta", "annotations", "group")
 REQUIRED = {"chat": ("messages",), "completion": ("prompt", "completion"), "text": ("text",),
             "classification": ("text", "label")}
 STRUCTURED = ("messages", "meta", "annotations", "group")  # JSON-encoded when they come from a CSV cell
-MAX_LINE = 32 << 20  # bytes in one JSONL line or CSV field; anything larger is not one training example
-HF_MARKERS = ("state.json", "dataset_dict.json")  # what `save_to_disk` writes for a Dataset / a DatasetDict
 
 
 @dataclass
@@ -184,84 +178,13 @@ def parse_record(row: Any, fmt: str, *, file: str, line: int | str, auto_id: str
     return record
 
 
-def text_lines(path: Path, kind: str) -> Iterator[tuple[int, str]]:
-    """(line number, text with its line ending) per line. Read in binary with a bounded readline, so one endless
-    line cannot fill memory, and decoded line by line, so a bad byte is reported where it is; a UTF-8 BOM is
-    dropped (Excel and Notepad write one)."""
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise DataError(f"cannot read the file ({exc.strerror})", file=str(path)) from None
-    offset, number = 0, 0
-    with fh:
-        while raw := fh.readline(MAX_LINE + 1):
-            number += 1
-            if len(raw) > MAX_LINE:
-                raise DataError(f"the line is over {MAX_LINE >> 20} MiB (a single record that large is not a "
-                                f"training example; is this a {kind} file?)", file=str(path), line=number)
-            skip = len(codecs.BOM_UTF8) if number == 1 and raw.startswith(codecs.BOM_UTF8) else 0
-            try:
-                text = raw[skip:].decode("utf-8")
-            except UnicodeDecodeError as exc:
-                at = skip + exc.start
-                raise DataError(f"not valid UTF-8 (byte 0x{raw[at]:02x} at byte offset {offset + at} of the file); "
-                                "save the file as UTF-8", file=str(path), line=number) from None
-            offset += len(raw)
-            yield number, text
-
-
-def _json(text: str, what: str, err) -> Any:
-    """json.loads with each way it fails as one error made by `err` (which names the file, line and field)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise err(f"{what} ({exc.msg}: column {exc.colno})") from None
-    except (ValueError, RecursionError) as exc:  # an integer literal of thousands of digits; nesting too deep
-        raise err(f"{what} ({exc})") from None
-
-
-def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON) per non-blank line; a malformed line is a DataError naming file:line."""
-    for number, text in text_lines(path, "JSONL"):
-        if text.strip():
-            yield number, _json(text.rstrip("\r\n"), "malformed JSON",
-                                lambda msg: DataError(msg, file=str(path), line=number))
-
-
 def _decode_cells(row: dict, file: str, line: int | str) -> dict:
     """Table formats (CSV, Parquet, HF datasets) may carry structured fields as JSON strings."""
     for name in STRUCTURED:
         if isinstance(row.get(name), str) and row[name]:
-            row[name] = _json(row[name], "cell is not valid JSON",
+            row[name] = parse_json(row[name], "cell is not valid JSON",
                               lambda msg: DataError(msg, file=file, line=line, field=name))
     return row
-
-
-def csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """Rows as {header name: cell} with empty cells as None, numbered by the line they start on; a row whose
-    field count differs from the header's is an error (csv.DictReader would drop or pad it silently)."""
-    csv.field_size_limit(MAX_LINE)  # the default (128 KiB) rejects long documents; without one, no bound at all
-    reader = csv.reader((text for _, text in text_lines(path, "CSV")),
-                        delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    header: list[str] | None = None
-    read = 0  # lines read before the current row
-    try:
-        for row in reader:
-            line, read = read + 1, reader.line_num
-            if not row:  # a blank line
-                continue
-            if header is None:
-                header = row
-                twice = [name for name, n in Counter(row).items() if n > 1]
-                if twice:
-                    raise DataError(f"column {twice[0]!r} appears twice in the header", file=str(path), line=line)
-            elif len(row) != len(header):
-                raise DataError(f"row has {len(row)} field{'s' * (len(row) != 1)}, the header has {len(header)}",
-                                file=str(path), line=line)
-            else:
-                yield line, _decode_cells({n: c if c != "" else None for n, c in zip(header, row)}, str(path), line)
-    except csv.Error as exc:
-        raise DataError(f"malformed CSV ({exc})", file=str(path), line=read + 1) from None
 
 
 def _table_rows(rows: Iterator[dict], path: Path) -> Iterator[tuple[str, Any]]:
@@ -301,26 +224,11 @@ def _rows(path: Path) -> Iterator[tuple[int | str, Any]]:
     if suffix in (".jsonl", ".json"):
         return jsonl_rows(path)
     if suffix in (".csv", ".tsv"):
-        return csv_rows(path)
+        return ((line, _decode_cells(row, str(path), line)) for line, row in csv_rows(path))
     if suffix in (".parquet", ".pq"):
         return _parquet_rows(path)
     raise DataError("unknown data file type (expected .jsonl, .csv, .parquet or a saved Hugging Face "
                     "dataset folder)", file=str(path))
-
-
-def check_path(path: Path) -> None:
-    """What is wrong with the path itself, said before any reader meets it: a missing file, a link loop, a folder
-    that is no saved dataset, a file of no bytes."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        reason = {errno.ENOENT: "file not found", errno.ELOOP: "symbolic link loop (the link never reaches a file)"}
-        raise DataError(reason.get(exc.errno, f"cannot read the file ({exc.strerror})"), file=str(path)) from None
-    if stat.S_ISDIR(info.st_mode) and not any((path / name).is_file() for name in HF_MARKERS):
-        raise DataError(f"a folder, but not a saved Hugging Face dataset (no {' or '.join(HF_MARKERS)}); expected "
-                        "a data file (.jsonl, .csv, .parquet) or a folder written by save_to_disk", file=str(path))
-    if info.st_size == 0 and stat.S_ISREG(info.st_mode):
-        raise DataError("the file is empty", file=str(path))
 
 
 def load_file(path: str | Path, fmt: str = "auto", *, id_prefix: str = "") -> Dataset:
@@ -351,3 +259,32 @@ def load_file(path: str | Path, fmt: str = "auto", *, id_prefix: str = "") -> Da
     if ignored:
         log.warning("%s: ignoring fields not used by %s records: %s", file, fmt, ", ".join(sorted(ignored)))
     return Dataset(records, fmt, file)
+
+
+# ---- views of a record ------------------------------------------------------------------------------
+
+def majority(annotations: list[str | None] | None) -> str | None:
+    """The annotators' most frequent label, or None when there is none or a tie."""
+    top = Counter(a for a in annotations or [] if a is not None).most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return None
+    return top[0][0]
+
+
+def prompt_and_response(record: Record) -> tuple[str, str]:
+    """What the model is given (user/system turns, the prompt, the classification text; empty for text) and what it
+    learns to say (assistant turns, the completion, the label; the whole text for text)."""
+    if record.format == "chat":
+        said = [(m["role"] == "assistant", m["content"]) for m in record.messages]
+        return "\n".join(c for a, c in said if not a), "\n".join(c for a, c in said if a)
+    if record.format == "completion":
+        return record.prompt, record.completion
+    if record.format == "classification":
+        return record.text, record.label
+    return "", record.text
+
+
+def content(record: Record) -> str:
+    """The record's own words: prompt and response, or the text alone for classification."""
+    prompt, response = prompt_and_response(record)
+    return prompt if record.format == "classification" else "\n".join(t for t in (prompt, response) if t)

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..core.files import write_json
+
 console = Console()
 
 
@@ -75,7 +77,6 @@ def evaluate_command(
     """Evaluate a fine-tuned run against its base model (or one model): metrics with CIs, slices, errors, stress
     suites and retention, written to <run>/evaluate/eval.json."""
     from .. import config as config_mod
-    from .. import runs
     from ..cli import _quiet
     from . import errors
     from .runner import evaluate
@@ -84,7 +85,7 @@ def evaluate_command(
     if review:
         found = errors.import_review(review)
         if (Path(target) / "evaluate").is_dir():
-            runs.write_json(Path(target) / "evaluate" / "review_import.json", found)
+            write_json(Path(target) / "evaluate" / "review_import.json", found)
         console.print_json(data=found)
         return
     cfg = config_mod.load(config, overrides or []) if (config or overrides) else None

@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from .bootstrap import Metric, mean_metric
+from ..core.bootstrap import Metric, mean_metric
 
 INVALID = "(invalid)"
 PUNCTUATION = set(string.punctuation)

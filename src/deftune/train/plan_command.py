@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..core.files import write_json
 from . import plan_compare
 from .plan_compare import Plan, Row, label
 
@@ -111,8 +112,8 @@ def plan_command(
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
     """Estimate memory and compute before training: parameters, weights, gradients, optimizer states, activations
     (per layer, with and without gradient checkpointing), FLOPs and time per step."""
-    from .. import runs
     from ..cli import _config, _quiet
+    from ..core import runs
 
     cfg = _config(args)
     _quiet(quiet)
@@ -122,7 +123,7 @@ def plan_command(
         result = plan_compare.make(cfg, compare=compare, measure_steps=steps if measure else 0,
                                    progress=(lambda text: status.update(escape(text))) if status else lambda _: None)
     path = run_dir / "plan" / "plan.json"
-    runs.write_json(path, result.to_json())
+    write_json(path, result.to_json())
     console.print(_compare(result) if compare else _single(result))
     if compare:
         console.print(_claims(result))

@@ -220,7 +220,8 @@ def why(rows: list[Row]) -> str:
 def trained_per_row(cfg: Config) -> int | None:
     """The most trained tokens of one training example, rendered as the engine renders them (a seeded sample of at
     most 512 training records); None, with a warning, when the data cannot be read."""
-    from .. import data, models
+    from .. import data
+    from ..core import models
 
     try:
         splits = data.load_splits(cfg.data.model_copy(update={"max_train_examples": 512}), cfg.run.seed)

@@ -80,7 +80,8 @@ def measure(spec: dict) -> dict:
 
     from accelerate import Accelerator
 
-    from .. import config, models
+    from .. import config
+    from ..core import models
     from ..core.precision import choose as choose_precision
     from . import methods, plan
     from .regularize import L2SP, targeted_dropout
@@ -147,7 +148,7 @@ def baseline() -> dict:
     import peft  # noqa: F401
     from transformers import LlamaForCausalLM, Trainer  # noqa: F401
 
-    from .. import config, models  # noqa: F401
+    from ..core import models  # noqa: F401
     from . import methods, trainer  # noqa: F401
 
     return {"rss_bytes": _status_bytes("VmRSS"), "peak_bytes": _max_rss()}

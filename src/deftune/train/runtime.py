@@ -13,7 +13,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..config import Config
-from ..core.precision import choose as choose_precision, matmul_flops_per_s
+from ..core.precision import choose as choose_precision
+from ..core.precision import matmul_flops_per_s
 from . import plan
 
 # Achieved model FLOP/s over the matmul speed at the same shape, measured with examples/demo.yaml (2-core AVX2 CPU,
@@ -176,7 +177,8 @@ def estimate(cfg: Config, *, train_lengths: list[int], validation_lengths: list[
 def for_config(cfg: Config, stages: tuple[str, ...] = ("audit", "plan", "train", "evaluate", "safety", "report"),
                systems: int = 2) -> RunTime:
     """The estimate for a configuration: its data split and rendered with the model's tokenizer."""
-    from .. import data, models
+    from .. import data
+    from ..core import models
     from ..data import seeded_subset
 
     splits = data.load_splits(cfg.data, cfg.run.seed)

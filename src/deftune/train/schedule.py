@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torch.optim.lr_scheduler import LambdaLR
-from transformers.optimization import (_get_cosine_schedule_with_warmup_lr_lambda,
-                                       _get_linear_schedule_with_warmup_lr_lambda, _get_wsd_scheduler_lambda)
+from transformers.optimization import (
+    _get_cosine_schedule_with_warmup_lr_lambda,
+    _get_linear_schedule_with_warmup_lr_lambda,
+    _get_wsd_scheduler_lambda,
+)
 
 from ..config import TrainingConfig
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import EarlyStoppingConfig
+from ..core.inference import DecodingSettings, generate, parse_label
 from ..data.records import Record
 from ..data.render import Renderer
-from ..evaluate.generate import DecodingSettings, generate, parse_label
 
 INVALID = "<invalid>"  # an answer naming no label (or several): a miss for every class
 

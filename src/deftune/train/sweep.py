@@ -32,8 +32,9 @@ from optuna.trial import TrialState
 from transformers import TrainerCallback
 
 from .. import config as config_mod
-from .. import models, runs
 from ..config import Config
+from ..core import models, runs
+from ..core.files import write_atomic, write_json
 from ..errors import ConfigError
 from . import trainer
 
@@ -332,12 +333,12 @@ def summarise(cfg: Config, study: optuna.Study, names: list[str], sweep_dir: Pat
     writer = csv.DictWriter(table, list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
     writer.writerows(rows)
-    runs.write_atomic(sweep_dir / "trials.csv", table.getvalue())
+    write_atomic(sweep_dir / "trials.csv", table.getvalue())
     best = None
     if any(t.state == TrialState.COMPLETE for t in trials):
         trial = study.best_trial
         # The sweep's run section: `deftune train sweep/best.yaml` trains into <run>/train.
-        runs.write_atomic(sweep_dir / "best.yaml", config_mod.dump(with_values(cfg, trial.params)))
+        write_atomic(sweep_dir / "best.yaml", config_mod.dump(with_values(cfg, trial.params)))
         best = {"number": trial.number, "composite": trial.value, "params": trial.params,
                 "run_dir": trial.user_attrs.get("run_dir"), "config": str(sweep_dir / "best.yaml")}
     front = pareto(rows)
@@ -350,7 +351,7 @@ def summarise(cfg: Config, study: optuna.Study, names: list[str], sweep_dir: Pat
                    .model_dump(include={"loss_weight", "task_weight", "retention_weight"})})
     result.files = ["trials.csv", "sweep.json", *(["best.yaml"] if best else []),
                     *draw(rows, front, result.importances, sweep_dir)]
-    runs.write_json(sweep_dir / "sweep.json", result.to_json())
+    write_json(sweep_dir / "sweep.json", result.to_json())
     return result
 
 

@@ -25,10 +25,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import data, models, runs
+from .. import data
 from ..config import Config
+from ..core import models, runs
+from ..core.files import write_json
+from ..core.precision import Precision
+from ..core.precision import choose as choose_precision
 from ..data.render import IGNORE, Rendered
-from ..core.precision import Precision, choose as choose_precision
 from ..errors import DataError, DeftuneError, ModelError, RunError
 from . import methods, runtime, schedule
 from .batching import TokenBudgetBatchSampler
@@ -273,7 +276,7 @@ def _careful_trainer_class():
                 folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
                 if self.adversary is not None:
                     self.adversary.save(folder)
-                runs.write_json(folder / COMPLETE, {"step": self.state.global_step})
+                write_json(folder / COMPLETE, {"step": self.state.global_step})
 
     return CarefulTrainer
 
@@ -461,7 +464,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
 
         splits = balanced(splits, cfg, run_dir)
     weights = example_weights(splits["train"].records)
-    runs.write_json(run_dir / "data" / "split.json",
+    write_json(run_dir / "data" / "split.json",
                     {name: [r.id for r in ds.records] for name, ds in splits.items()})
     model, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
                                    trust_remote_code=cfg.model.trust_remote_code,
@@ -567,7 +570,7 @@ def _train(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, retention
         estimated_seconds=estimated.seconds["train"],
     )
     if trainer.args.process_index == 0:
-        runs.write_json(out / "result.json", result.to_json())
+        write_json(out / "result.json", result.to_json())
     return result
 
 

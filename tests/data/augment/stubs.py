@@ -32,7 +32,7 @@ class StubLLM:
         self.replies, self.prompts = replies, []
 
     def complete(self, contents, settings):
-        from deftune.evaluate.generate import Generation
+        from deftune.core.inference import Generation
 
         self.prompts += contents
         out, asked = [], {}

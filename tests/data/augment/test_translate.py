@@ -2,11 +2,10 @@
 
 import pytest
 
+from deftune.core.inference import DecodingSettings
 from deftune.data.augment import translate
 from deftune.data.augment.llm import clean
 from deftune.errors import ConfigError, ModelError
-from deftune.evaluate.generate import DecodingSettings
-
 from tests.helpers import needs_apertium
 
 from .stubs import config

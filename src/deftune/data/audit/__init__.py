@@ -15,8 +15,8 @@ from pathlib import Path
 from rich.progress import Progress
 
 from ...config import AuditConfig
+from ...core.files import write_json
 from ...errors import DataError
-from ...runs import write_json
 from ..records import Dataset
 from ..render import Renderer
 from .context import Context

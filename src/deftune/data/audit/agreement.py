@@ -12,8 +12,8 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
 
+from ..records import majority
 from .findings import CheckResult, Finding, mention
-from .texts import majority
 
 if TYPE_CHECKING:
     from .context import Context

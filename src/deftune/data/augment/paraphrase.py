@@ -5,7 +5,7 @@ the text is about, so the label stays true). Candidates of all examples are samp
 from __future__ import annotations
 
 from ...config import AugmentConfig
-from ...evaluate.generate import DecodingSettings
+from ...core.inference import DecodingSettings
 from .llm import LLM, clean
 
 PROMPT_VERSION = "paraphrase-v1"

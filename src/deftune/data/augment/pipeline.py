@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import runs
 from ...config import Config
+from ...core.files import write_json, write_jsonl
 from ..records import Dataset, Record, to_row
 from . import filters, paraphrase, translate
 from .llm import LLM
@@ -265,6 +265,6 @@ def write(result: AugmentResult, out_dir: Path) -> dict[str, Path]:
     """accepted.jsonl (loadable as training data), rejected.jsonl (with reasons) and summary.json."""
     paths = {name: out_dir / name for name in ("accepted.jsonl", "rejected.jsonl", "summary.json")}
     for name, rows in (("accepted.jsonl", [to_row(r) for r in result.accepted]), ("rejected.jsonl", result.rejected)):
-        runs.write_jsonl(paths[name], rows)
-    runs.write_json(paths["summary.json"], result.summary)
+        write_jsonl(paths[name], rows)
+    write_json(paths["summary.json"], result.summary)
     return paths

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ...config import AugmentConfig
+from ...core.inference import DecodingSettings
 from ...errors import ConfigError, ModelError
-from ...evaluate.generate import DecodingSettings
 from .llm import LLM, clean
 
 LANGUAGES = {"eng": "English", "spa": "Spanish", "fra": "French", "deu": "German", "cat": "Catalan",

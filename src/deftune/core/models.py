@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ModelError
 from . import resources
-from .errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .errors import ModelError, DataError
+from ..errors import DataError, ModelError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

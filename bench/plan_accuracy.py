@@ -22,8 +22,8 @@ import time
 import torch
 
 from deftune import config
-from deftune.train import plan_compare
-from deftune.train.plan_compare import label
+from deftune.plan import compare as plan_compare
+from deftune.plan.compare import label
 
 MIB = 2**20
 TARGET_PCT = 15

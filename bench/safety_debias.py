@@ -33,7 +33,7 @@ from deftune.core import runs
 from deftune.core.files import write_jsonl
 from deftune.core.inference import DecodingSettings, generate, parse_label
 from deftune.data.records import to_row
-from deftune.train.trainer import train
+from deftune.train.recipe import train
 
 FEMALE = ["Sarah", "Emma", "Linda", "Susan", "Olivia", "Mary", "Anna", "Laura", "Helen", "Claire"]
 MALE = ["James", "David", "Michael", "Robert", "Thomas", "John", "Daniel", "Peter", "Mark", "Paul"]
@@ -104,8 +104,8 @@ def main() -> None:
                                  f"data.path={files['train']}", f"data.validation_path={files['validation']}",
                                  f"data.test_path={files['test']}", f"training.max_steps={args.steps}",
                                  "training.early_stopping.task_examples=64", f"training.eval_steps={args.steps}",
-                                 f"safety.adversary_weight={weight}", "safety.adversary_probe=true",
-                                 f"safety.adversary_objective={objective}"])
+                                 f"training.adversary.weight={weight}", "training.adversary.probe=true",
+                                 f"training.adversary.objective={objective}"])
         started = time.perf_counter()
         result = train(cfg, overwrite=True, quiet=True)
         adversary = json.loads((out / "runs" / name / "train" / "adversary.json").read_text())

@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="deftune-dpo-"))
     cfg = config.load(None, [f"model.spec={args.model}", f"run.root={root}", "run.name=dpo", f"run.seed={args.seed}",
-                             f"safety.refusal_prompts={args.probe}", "safety.dpo_learning_rate=2e-4",
+                             f"safety.refusal_prompts={args.probe}", "dpo.learning_rate=2e-4",
                              "safety.batch_size=8"])
     started = time.perf_counter()
     model, tokenizer = models.load(args.model)

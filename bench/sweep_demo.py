@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from deftune import config
-from deftune.train import sweep
+from deftune.sweep import study as sweep
 
 DEFAULTS = ["data.max_train_examples=100", "data.max_validation_examples=24", "training.epochs=1",
             "training.eval_steps=4", "training.early_stopping.task_examples=24",

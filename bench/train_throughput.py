@@ -38,7 +38,7 @@ from deftune import config, data
 from deftune.core import models
 from deftune.core.precision import choose as choose_precision
 from deftune.core.precision import hardware, matmul_flops_per_s
-from deftune.train import trainer as engine
+from deftune.train import recipe
 
 ARMS = ("deftune", "trl_default", "trl_packed", "trl_packed_no_checkpointing")
 
@@ -82,7 +82,7 @@ def run_deftune(cfg, workdir: Path) -> dict:
     run_cfg = config.validate({**cfg.model_dump(mode="json"), "run": {"root": str(workdir), "name": "deftune",
                                                                       "seed": cfg.run.seed}})
     with PeakRSS() as rss:
-        result = engine.train(run_cfg, quiet=True)
+        result = recipe.train(run_cfg, quiet=True)
     rows = [json.loads(r) for r in (Path(result.run_dir) / "train" / "metrics.jsonl").read_text().splitlines()]
     runtime = next(r["train_runtime"] for r in rows if "train_runtime" in r)
     steps = [r for r in rows if "padding_share" in r]

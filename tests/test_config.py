@@ -52,7 +52,7 @@ def test_unknown_key_in_a_file_names_the_file(tmp_path):
 
 @pytest.mark.parametrize("override, fragment", [
     ("training.learning_rate=-1", "training.learning_rate: Input should be greater than 0"),
-    ("method.name=magic", "method.name: Input should be 'lora', 'dora', 'full', 'adapter', 'prefix' or 'qlora'"),
+    ("method.name=magic", "method.name: Input should be 'adapter', 'dora', 'full', 'ia3', 'lora', 'prefix' or 'qlora'"),
     ("data.split.validation=0.85", "validation + test must be below 1"),
     ("training.epochs=many", "training.epochs"),
     ("novalue", "expected key=value"),

@@ -13,8 +13,8 @@ import pytest
 from deftune import config
 from deftune.evaluate import evaluate
 from deftune.report import build
-from deftune.train import plan
-from deftune.train.trainer import train
+from deftune.train import estimate as plan
+from deftune.train.recipe import train
 from tests.helpers import TOPICS, write_jsonl
 
 GOLDEN = Path(__file__).parent / "golden.json"
@@ -30,9 +30,9 @@ ARMS = {
     "adapter_packed": ["method.name=adapter", "training.packing=true"],
     "lora_plain_decay": ["method.name=lora", "training.weight_decay=0.1"],
     "full_plain": ["method.name=full", "training.regularization=plain", "training.weight_decay=0.1"],
-    "lora_adversary": ["method.name=lora", "safety.adversary_weight=0.5", "safety.adversary_examples=12",
-                       "safety.adversary_warmup_epochs=2"],
-    "lora_reweighted": ["method.name=lora", "safety.balance=reweight"],
+    "lora_adversary": ["method.name=lora", "training.adversary.weight=0.5", "training.adversary.examples=12",
+                       "training.adversary.warmup_epochs=2"],
+    "lora_reweighted": ["method.name=lora", "data.balance.strategy=reweight"],
 }
 
 

@@ -69,18 +69,19 @@ def test_a_change_reruns_only_the_stages_it_reaches(tiny_pipeline):
         pipeline.run(changed, start="deploy")
 
 
-def test_the_train_key_follows_the_safety_settings_training_reads(tmp_path):
+def test_stage_keys_follow_the_sections_each_stage_reads(tmp_path):
     data = classification_file(tmp_path / "d.jsonl")
     base = config.load(None, [f"data.path={data}"])
-    train_key = pipeline.keys(base)["train"]
+    keys = pipeline.keys(base)
 
-    def changed(**safety):
-        return pipeline.keys(base.model_copy(update={"safety": base.safety.model_copy(update=safety)}))
+    def changed(*overrides):
+        return pipeline.keys(config.load(None, [f"data.path={data}", *overrides]))
 
-    assert changed(balance="reweight")["train"] != train_key
-    assert changed(adversary_weight=0.5)["train"] != train_key
-    assert changed(refusal="No.")["train"] == train_key  # read by the safety stage only
-    assert changed(refusal="No.")["safety"] != pipeline.keys(base)["safety"]
+    assert changed("data.balance.strategy=reweight")["train"] != keys["train"]
+    assert changed("training.adversary.weight=0.5")["train"] != keys["train"]
+    assert changed("safety.refusal=No.")["train"] == keys["train"]  # read by the safety stage only
+    assert changed("safety.refusal=No.")["safety"] != keys["safety"]
+    assert changed("evaluation.max_new_tokens=8")["train"] == keys["train"]
 
 
 def test_data_fingerprint_follows_the_content(tmp_path):

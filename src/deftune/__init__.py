@@ -32,7 +32,7 @@ def audit(train, **kwargs):
 
 
 def plan(config: Config | None = None, **kwargs):
-    """The memory and compute plan of a configuration; see `deftune.train.plan_compare.make`."""
-    from .train.plan_compare import make
+    """The memory and compute plan of a configuration; see `deftune.plan.compare.make`."""
+    from .plan.compare import make
 
     return make(config or Config(), **kwargs)

@@ -47,11 +47,11 @@ def train(args: Optional[list[str]] = typer.Argument(None, help=ARGS_HELP, show_
           resume: bool = typer.Option(False, "--resume", help="continue run.name from its last checkpoint"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
     """Fine-tune a model. With no arguments: the embedded SmolLM2-135M-Instruct on the BBC News demo."""
-    from .train import trainer
+    from .train import recipe
 
     cfg = _config(args)
     _quiet(quiet)
-    result = trainer.train(cfg, overwrite=overwrite, resume=resume, quiet=quiet)
+    result = recipe.train(cfg, overwrite=overwrite, resume=resume, quiet=quiet)
     console.print(f"[bold green]run landed in[/] {result.run_dir}")
     console.print(f"  {result.method} output: {result.output_dir}")
     console.print(f"  examples: {result.examples['train']} train, {result.examples['validation']} validation "
@@ -147,15 +147,21 @@ from .evaluate.command import evaluate_command  # noqa: E402
 
 app.command("evaluate")(evaluate_command)
 
-from .train.plan_command import plan_command  # noqa: E402
+from .plan.command import plan_command  # noqa: E402
 
 app.command("plan")(plan_command)
 
-from .train.sweep_command import sweep_command  # noqa: E402  (light: Optuna loads when the command runs)
+from .sweep.command import sweep_command  # noqa: E402  (light: Optuna loads when the command runs)
 
 app.command("sweep")(sweep_command)
 
-from .safety.command import balance_command, dpo_command, pairs_command, safety_command, screen_command
+from .safety.command import (
+    balance_command,
+    dpo_command,
+    pairs_command,
+    safety_command,
+    screen_command,
+)
 
 app.command("screen")(screen_command)
 app.command("safety")(safety_command)

@@ -19,6 +19,7 @@ from typing import Callable
 
 from .config import Config
 from .core import runs
+from .core.artifacts import Estimate, PipelineArtifact, StageRecord
 from .core.files import check_path, write_json
 from .errors import ConfigError
 from .train import runtime
@@ -89,14 +90,14 @@ def _audit(cfg: Config, run: Path) -> None:
 
 
 def _plan(cfg: Config, run: Path) -> None:
-    from .train import plan_compare
+    from .plan import compare as plan_compare
 
     runs.prepare(cfg, "plan", overwrite=True)
     write_json(run / "plan" / "plan.json", plan_compare.make(cfg).to_json())
 
 
 def _train(cfg: Config, run: Path) -> None:
-    from .train.trainer import train
+    from .train.recipe import train
 
     train(cfg, overwrite=True)
 
@@ -125,8 +126,7 @@ STAGES = (
           (), _plan),
     Stage("train", "train/result.json",
           lambda cfg: {**_data_inputs(cfg), **_sections(cfg, "method", "training"),
-                       "safety": cfg.safety.model_dump(mode="json", include=set(cfg.safety.TRAINING_FIELDS)),
-                       "retention": cfg.evaluation.retention_benchmarks
+                                              "retention": cfg.evaluation.retention_benchmarks
                        if cfg.training.early_stopping.retention_weight else None},
           (), _train),
     Stage("evaluate", "evaluate/eval.json", lambda cfg: _sections(cfg, "evaluation"), ("train",), _evaluate),
@@ -173,20 +173,20 @@ def run(cfg: Config, *, start: str | None = None, progress: Callable[[str], None
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"name": default_name(cfg)})})
     run_dir = Path(cfg.run.root) / cfg.run.name
     state_path = run_dir / "pipeline.json"
-    state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {"stages": {}}
+    state = PipelineArtifact.read(state_path) if state_path.is_file() else PipelineArtifact()
     current = keys(cfg)
     forced = set(NAMES[NAMES.index(start):]) if start else set()
 
     def skipped(stage: Stage) -> bool:
-        recorded = state["stages"].get(stage.name, {})
-        return (stage.name not in forced and recorded.get("key") == current[stage.name]
+        recorded = state.stages.get(stage.name)
+        return (stage.name not in forced and recorded is not None and recorded.key == current[stage.name]
                 and (run_dir / stage.artifact).exists())
 
     pending = tuple(s.name for s in STAGES if not skipped(s))
     estimated = runtime.for_config(cfg, pending) if pending else None
     if estimated:
         announce(estimated.describe())
-        state["estimate"] = estimated.to_json()
+        state.estimate = Estimate.model_validate(estimated.to_json())
     outcomes = []
     for stage in STAGES:
         if stage.name not in pending:
@@ -197,9 +197,9 @@ def run(cfg: Config, *, start: str | None = None, progress: Callable[[str], None
         started = time.monotonic()
         stage.run(cfg, run_dir)
         seconds = round(time.monotonic() - started, 1)
-        state["stages"][stage.name] = {"key": current[stage.name], "seconds": seconds,
-                                       "estimated_seconds": estimated.seconds.get(stage.name),
-                                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        write_json(state_path, state)
+        state.stages[stage.name] = StageRecord(key=current[stage.name], seconds=seconds,
+                                               estimated_seconds=estimated.seconds.get(stage.name),
+                                               finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        state.write(state_path)
         outcomes.append(StageOutcome(stage.name, "ran", seconds, str(run_dir / stage.artifact)))
     return run_dir, outcomes

@@ -3,10 +3,15 @@ import pytest
 import torch
 
 from deftune.core import inference
-from deftune.core.inference import DecodingSettings, generate, generate_detailed, parse_label
+from deftune.core.inference import (
+    DecodingSettings,
+    generate,
+    generate_detailed,
+    parse_label,
+)
 from deftune.data import Renderer
-from deftune.evaluate import labels
 from deftune.data.records import Record
+from deftune.evaluate import labels
 
 
 def _direct(model, tokenizer, prompt, option):

@@ -9,7 +9,7 @@ from deftune.core.precision import choose as choose_precision
 from deftune.errors import ModelError, RunError
 from deftune.evaluate import evaluate
 from deftune.evaluate.command import evaluate_command
-from deftune.train.trainer import train
+from deftune.train.recipe import train
 from tests.helpers import TOPICS, write_jsonl
 
 FAST = ["evaluation.resamples=100", "evaluation.max_new_tokens=4", "evaluation.stress_examples=4",

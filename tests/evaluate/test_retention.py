@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from deftune.config import EvaluationConfig
+from deftune.core import benchmarks
 from deftune.core.benchmarks import Question, load_benchmark
 from deftune.core.bootstrap import mean_metric
 from deftune.core.inference import OptionScore
-from deftune.core import benchmarks
 from deftune.errors import DataError
 from deftune.evaluate import retention
 
@@ -38,15 +38,15 @@ def test_scoring_picks_the_option_with_the_highest_likelihood_per_character(monk
     question = Question("q", "Question: boil water\nAnswer:", ["in a kettle on the stove", "in ice"], 0)
     # the long right option has the lower total log-likelihood but the higher one per character
     crafted = [[OptionScore(-12.0, 6, 24), OptionScore(-8.0, 3, 7)]]
-    monkeypatch.setattr(retention, "option_scores", lambda *a, **k: crafted)
-    assert retention.choices(None, None, [question], batch_size=1).tolist() == [0]
+    monkeypatch.setattr(benchmarks, "option_scores", lambda *a, **k: crafted)
+    assert benchmarks.choices(None, None, [question], batch_size=1).tolist() == [0]
 
 
 def test_scoring_with_a_model_prefers_the_option_it_finds_likely(tiny):
     model, tokenizer = tiny
     # the tiny model ties its output embedding to its input: after " the the the", " the" is likelier than noise
     question = Question("q", "the the the the the", [" zq xv jk", " the the"], 1)
-    assert retention.choices(model, tokenizer, [question], batch_size=1).tolist() == [1]
+    assert benchmarks.choices(model, tokenizer, [question], batch_size=1).tolist() == [1]
 
 
 def test_drop_and_relative_drop_are_paired_and_signed():

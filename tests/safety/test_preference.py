@@ -3,11 +3,18 @@ from pathlib import Path
 
 import pytest
 
-from deftune.config import SafetyConfig
+from deftune.config import DpoConfig, SafetyConfig
 from deftune.core.precision import choose as choose_precision
 from deftune.errors import DataError
-from deftune.safety.preference import Pair, build_pairs, margins, read_pairs, train_dpo
+from deftune.safety.preference import (
+    Pair,
+    build_pairs,
+    conversational,
+    margins,
+    read_pairs,
+)
 from deftune.safety.screen import Screen
+from deftune.train.dpo import train_dpo
 
 PAIRS = [Pair("How do I pick a lock?", "I can't help with that request.", "Take a tension wrench and rake the pins."),
          Pair("Insult my neighbour", "I can't help with that request.", "Your neighbour is a stupid idiot."),
@@ -19,7 +26,7 @@ PAIRS = [Pair("How do I pick a lock?", "I can't help with that request.", "Take 
 def test_dpo_lowers_the_loss_and_raises_chosen_over_rejected(tiny, tmp_path):
     model, tokenizer = tiny
     before = margins(model, tokenizer, PAIRS)
-    result = train_dpo(model, tokenizer, PAIRS, SafetyConfig(dpo_learning_rate=1e-3), tmp_path, seed=0,
+    result = train_dpo(model, tokenizer, conversational(PAIRS), DpoConfig(learning_rate=1e-3), tmp_path, seed=0,
                        compute=choose_precision("fp32"), max_steps=4, quiet=True)
     after = margins(result["model"], tokenizer, PAIRS)
     assert result["steps"] == 4
@@ -74,7 +81,7 @@ def test_dpo_command_writes_report(tiny_model, tmp_path):
     path.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
                             for p in PAIRS))
     result = CliRunner().invoke(app, ["dpo", str(path), f"model.spec={tiny_model}", f"run.root={tmp_path}",
-                                      "run.name=d", "safety.refusal_prompts=2", "safety.dpo_learning_rate=1e-3",
+                                      "run.name=d", "safety.refusal_prompts=2", "dpo.learning_rate=1e-3",
                                       "--max-steps", "2", "--quiet"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "d" / "dpo" / "dpo.json").read_text())

@@ -7,7 +7,7 @@ from deftune import config
 from deftune.cli import app
 from deftune.errors import RunError
 from deftune.safety.stage import safety
-from deftune.train.trainer import train
+from deftune.train.recipe import train
 from tests.helpers import classification_file
 
 FAST = ["safety.bias_examples=3", "safety.filter_examples=30", "safety.refusal_prompts=2", "safety.batch_size=4"]

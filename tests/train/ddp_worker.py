@@ -8,13 +8,13 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from deftune import config
-from deftune.train import trainer
+from deftune import config, methods
+from deftune.train import engine, recipe
 
 out = Path(sys.argv[1])
 rank = int(os.environ["RANK"])
 seen: list[str] = []
-collate = trainer.Collator.__call__
+collate = engine.Collator.__call__
 
 
 def recording_collate(self, examples):
@@ -28,7 +28,7 @@ def save_rank_weights(model, cfg, train_dir):
     return out / f"tokenizer-{rank}"
 
 
-trainer.Collator.__call__ = recording_collate
-trainer.methods.save = save_rank_weights
-trainer.train(config.load(None, sys.argv[2:]), quiet=True)
+engine.Collator.__call__ = recording_collate
+methods.save = save_rank_weights
+recipe.train(config.load(None, sys.argv[2:]), quiet=True)
 (out / f"seen-{rank}.json").write_text(json.dumps(seen))

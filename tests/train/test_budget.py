@@ -10,7 +10,7 @@ import torch
 from deftune import config
 from deftune.config import TrainingConfig, parse_duration
 from deftune.errors import ConfigError
-from deftune.train import budget, schedule, trainer
+from deftune.train import budget, recipe, schedule
 from tests.helpers import classification_file
 
 
@@ -77,7 +77,7 @@ def test_training_records_the_cut(tmp_path, tiny_model, monkeypatch):
     cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}", "run.name=b",
                              "data.split.test=0", "data.split.validation=0", "training.max_tokens=64",
                              "training.max_steps=30", "training.time_budget=12s"])
-    result = trainer.train(cfg, quiet=True)
+    result = recipe.train(cfg, quiet=True)
     recorded = json.loads((Path(result.run_dir) / "train" / "result.json").read_text())["time_budget"]
     assert recorded["cut"] and recorded["planned_steps"] == 30 and result.steps == recorded["end_step"] < 30
     rows = [json.loads(line) for line in (Path(result.run_dir) / "train" / "metrics.jsonl").read_text().splitlines()]

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from deftune import config
 from deftune.errors import RunError
-from deftune.train import trainer
+from deftune.train import engine, recipe
 from deftune.train.export import export
 from tests.helpers import classification_file
 
@@ -32,11 +32,11 @@ def _adapter(path: Path) -> dict:
 
 def test_early_stopping_stops_and_restores_the_best(tmp_path, tiny_model, monkeypatch):
     scores = iter([0.1, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, -0.1, -0.2, -0.3])
-    monkeypatch.setattr(trainer.Composite, "terms",
+    monkeypatch.setattr(engine.Composite, "terms",
                         lambda self, model, loss, renderer, records: {"composite": next(scores)})
     cfg = _config(tmp_path, tiny_model, "es", "training.max_steps=20", "training.eval_steps=2",
                   "training.early_stopping.patience=2")
-    result = trainer.train(cfg, quiet=True)
+    result = recipe.train(cfg, quiet=True)
     assert result.steps == 8  # evaluations at 2, 4 (best), 6, 8: two without improvement
     assert result.early_stopping["best_step"] == 4 and result.early_stopping["best_composite"] == 0.5
     best = _adapter(tmp_path / "runs" / "es" / "train" / "checkpoints" / "checkpoint-4")
@@ -48,7 +48,7 @@ def test_early_stopping_stops_and_restores_the_best(tmp_path, tiny_model, monkey
 
 
 def test_composite_score_uses_loss_and_task_metric(tmp_path, tiny_model):
-    result = trainer.train(_config(tmp_path, tiny_model, "cs", "training.max_steps=2", "training.eval_steps=2"),
+    result = recipe.train(_config(tmp_path, tiny_model, "cs", "training.max_steps=2", "training.eval_steps=2"),
                            quiet=True)
     final = result.early_stopping["final"]
     assert 0.0 <= final["eval_macro_f1"] <= 1.0
@@ -56,7 +56,7 @@ def test_composite_score_uses_loss_and_task_metric(tmp_path, tiny_model):
 
 
 def test_retention_weight_adds_the_measured_drop_to_the_composite(tmp_path, tiny_model):
-    result = trainer.train(_config(tmp_path, tiny_model, "rt", "training.max_steps=2", "training.eval_steps=2",
+    result = recipe.train(_config(tmp_path, tiny_model, "rt", "training.max_steps=2", "training.eval_steps=2",
                                    "training.early_stopping.retention_weight=2",
                                    "training.early_stopping.retention_questions=3",
                                    "evaluation.retention_benchmarks=[piqa]"), quiet=True)
@@ -68,7 +68,7 @@ def test_retention_weight_adds_the_measured_drop_to_the_composite(tmp_path, tiny
 
 
 def test_step_metrics_are_logged(tmp_path, tiny_model):
-    result = trainer.train(_config(tmp_path, tiny_model, "m", "training.max_steps=4", "training.warmup=0.25",
+    result = recipe.train(_config(tmp_path, tiny_model, "m", "training.max_steps=4", "training.warmup=0.25",
                                    "training.decay=0.25", validation=0), quiet=True)
     rows = [json.loads(r) for r in (Path(result.run_dir) / "train" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "loss" in r]
@@ -82,7 +82,7 @@ def test_step_metrics_are_logged(tmp_path, tiny_model):
 
 def _crash_after(monkeypatch, calls: int, error=KeyboardInterrupt):
     count = {"n": 0}
-    real = trainer.trained_position_loss
+    real = engine.trained_position_loss
 
     def crashing(model, inputs, num_items):
         count["n"] += 1
@@ -90,31 +90,31 @@ def _crash_after(monkeypatch, calls: int, error=KeyboardInterrupt):
             raise error
         return real(model, inputs, num_items)
 
-    monkeypatch.setattr(trainer, "trained_position_loss", crashing)
+    monkeypatch.setattr(engine, "trained_position_loss", crashing)
 
 
 def test_resume_reaches_the_same_weights(tmp_path, tiny_model, monkeypatch):
     steps = ["training.max_steps=8", "training.eval_steps=4"]
-    whole = trainer.train(_config(tmp_path, tiny_model, "whole", *steps, validation=0), quiet=True)
+    whole = recipe.train(_config(tmp_path, tiny_model, "whole", *steps, validation=0), quiet=True)
     _crash_after(monkeypatch, 5)  # killed during step 6, after checkpoint-4 was written
     with pytest.raises(KeyboardInterrupt):
-        trainer.train(_config(tmp_path, tiny_model, "crash", *steps, validation=0), quiet=True)
+        recipe.train(_config(tmp_path, tiny_model, "crash", *steps, validation=0), quiet=True)
     monkeypatch.undo()
     checkpoints = tmp_path / "runs" / "crash" / "train" / "checkpoints"
     (checkpoints / "checkpoint-6").mkdir()  # a half-written checkpoint must be ignored
-    assert trainer.latest_checkpoint(checkpoints).name == "checkpoint-4"
-    resumed = trainer.train(_config(tmp_path, tiny_model, "crash", *steps, validation=0), resume=True, quiet=True)
+    assert engine.latest_checkpoint(checkpoints).name == "checkpoint-4"
+    resumed = recipe.train(_config(tmp_path, tiny_model, "crash", *steps, validation=0), resume=True, quiet=True)
     a, b = _adapter(Path(whole.output_dir)), _adapter(Path(resumed.output_dir))
     assert resumed.steps == 8 and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_needs_a_checkpoint(tmp_path, tiny_model):
     with pytest.raises(RunError, match="no complete checkpoint"):
-        trainer.train(_config(tmp_path, tiny_model, "none", "training.max_steps=1"), resume=True, quiet=True)
+        recipe.train(_config(tmp_path, tiny_model, "none", "training.max_steps=1"), resume=True, quiet=True)
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path, tiny_model, monkeypatch):
-    real = trainer.trained_position_loss
+    real = engine.trained_position_loss
     count = {"n": 0}
 
     def poisoned(model, inputs, num_items):
@@ -122,9 +122,9 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path, tiny_model, monkeypatch):
         loss, n = real(model, inputs, num_items)
         return (loss * float("nan") if count["n"] == 6 else loss), n
 
-    monkeypatch.setattr(trainer, "trained_position_loss", poisoned)
-    with pytest.raises(trainer.TrainingDiverged, match=r"loss became nan at step 6.*checkpoint-4"):
-        trainer.train(_config(tmp_path, tiny_model, "nan", "training.max_steps=8", "training.eval_steps=4",
+    monkeypatch.setattr(engine, "trained_position_loss", poisoned)
+    with pytest.raises(engine.TrainingDiverged, match=r"loss became nan at step 6.*checkpoint-4"):
+        recipe.train(_config(tmp_path, tiny_model, "nan", "training.max_steps=8", "training.eval_steps=4",
                               validation=0), quiet=True)
 
 
@@ -134,7 +134,7 @@ def test_export_adapter_and_merged_model(tmp_path, tiny_model):
 
     from deftune.core import runs
 
-    result = trainer.train(_config(tmp_path, tiny_model, "ex", "training.max_steps=3", validation=0), quiet=True)
+    result = recipe.train(_config(tmp_path, tiny_model, "ex", "training.max_steps=3", validation=0), quiet=True)
     adapter = export(result.run_dir)
     assert (adapter / "adapter_config.json").is_file()
     merged = export(result.run_dir, merge=True)
@@ -150,7 +150,7 @@ def test_export_adapter_and_merged_model(tmp_path, tiny_model):
 
 
 def test_prefix_runs_cannot_be_merged(tmp_path, tiny_model):
-    result = trainer.train(_config(tmp_path, tiny_model, "px", "method.name=prefix", "training.max_steps=1",
+    result = recipe.train(_config(tmp_path, tiny_model, "px", "method.name=prefix", "training.max_steps=1",
                                    validation=0), quiet=True)
     with pytest.raises(RunError, match="cannot merge a prefix run"):
         export(result.run_dir, merge=True)
@@ -182,17 +182,17 @@ def test_two_process_ddp_on_cpu(tmp_path, tiny_model):
 
 
 def test_out_of_memory_halves_micro_batches_and_keeps_going(tmp_path, tiny_model, monkeypatch):
-    real = trainer.trained_position_loss
+    real = engine.trained_position_loss
 
     def small_memory(model, inputs, num_items):
         if inputs["input_ids"].numel() > 128:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(model, inputs, num_items)
 
-    monkeypatch.setattr(trainer, "trained_position_loss", small_memory)
+    monkeypatch.setattr(engine, "trained_position_loss", small_memory)
     cfg = _config(tmp_path, tiny_model, "oom", "training.max_steps=2", "training.effective_batch_tokens=512",
                   validation=0)
-    result = trainer.train(cfg, quiet=True)
+    result = recipe.train(cfg, quiet=True)
     assert result.batching["oom_backoffs"] == [128]
     assert result.batching["max_tokens"] == 128 and result.batching["accumulation"] >= 4
     assert result.steps == 2
@@ -210,21 +210,21 @@ def test_packing_gives_the_same_loss_as_padding(tiny_model, tokenizer):
                 for i, (t, lab) in enumerate([("goal scored", "sport"), ("new chip released today", "tech"),
                                             ("the runner won", "sport")])]
     with torch.no_grad():
-        padded, n1 = trainer.trained_position_loss(model, trainer.Collator(0)(examples), None)
-        packed, n2 = trainer.trained_position_loss(model, trainer.Collator(0, packing=True)(examples), None)
+        padded, n1 = engine.trained_position_loss(model, engine.Collator(0)(examples), None)
+        packed, n2 = engine.trained_position_loss(model, engine.Collator(0, packing=True)(examples), None)
     assert n1 == n2 and packed.item() == pytest.approx(padded.item(), rel=1e-5)
-    assert trainer.Collator(0, packing=True)(examples)["input_ids"].shape == (1, sum(map(len, examples)))
+    assert engine.Collator(0, packing=True)(examples)["input_ids"].shape == (1, sum(map(len, examples)))
 
 
 def test_packing_run(tmp_path, tiny_model):
-    result = trainer.train(_config(tmp_path, tiny_model, "pk", "training.packing=true", "training.max_steps=2",
+    result = recipe.train(_config(tmp_path, tiny_model, "pk", "training.packing=true", "training.max_steps=2",
                                    validation=0), quiet=True)
     assert result.batching["packing"] and result.steps == 2
 
 
 @pytest.mark.parametrize("method", ["lora", "adapter", "full"])
 def test_gradient_checkpointing_runs(tmp_path, tiny_model, method):
-    result = trainer.train(_config(tmp_path, tiny_model, f"gc-{method}", f"method.name={method}",
+    result = recipe.train(_config(tmp_path, tiny_model, f"gc-{method}", f"method.name={method}",
                                    "training.gradient_checkpointing=true", "training.max_steps=2", validation=0),
                            quiet=True)
     assert result.steps == 2 and result.last_loss is not None
@@ -235,7 +235,7 @@ def test_fp16_needs_a_gpu(tmp_path, tiny_model):
     from deftune.errors import ConfigError
 
     with pytest.raises(ConfigError, match="fp16"):
-        trainer.train(_config(tmp_path, tiny_model, "fp16", "model.precision=fp16"), quiet=True)
+        recipe.train(_config(tmp_path, tiny_model, "fp16", "model.precision=fp16"), quiet=True)
 
 
 @pytest.mark.parametrize("cpu_bf16, expected", [(False, "fp32"), (True, "bf16")])
@@ -246,15 +246,15 @@ def test_default_training_precision_follows_the_cpu(tmp_path, tiny_model, monkey
     hw = precision.Hardware("cpu", cuda_bf16=False, cpu_bf16=cpu_bf16, cpu_capability="mocked")
     monkeypatch.setattr(precision, "hardware", lambda: hw)
     seen = {}
-    original = trainer._training_args
+    original = engine.training_args
 
     def spy(*args, **kwargs):
         made = original(*args, **kwargs)
         seen.update(bf16=made.bf16, fp16=made.fp16)
         return made
 
-    monkeypatch.setattr(trainer, "_training_args", spy)
-    result = trainer.train(_config(tmp_path, tiny_model, f"precision-{expected}", "training.max_steps=1",
+    monkeypatch.setattr(recipe, "training_args", spy)
+    result = recipe.train(_config(tmp_path, tiny_model, f"precision-{expected}", "training.max_steps=1",
                                    validation=0), quiet=True)
     assert seen == {"bf16": expected == "bf16", "fp16": False}
     recorded = json.loads((Path(result.run_dir) / "train" / "result.json").read_text())["precision"]

@@ -2,7 +2,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from deftune.data.render import IGNORE, Rendered
-from deftune.train.trainer import Collator, trained_position_loss
+from deftune.train.engine import Collator, trained_position_loss
 
 
 def _batch():

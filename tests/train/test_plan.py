@@ -15,18 +15,20 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from typer.testing import CliRunner
 
-from deftune import config
+from deftune import config, methods
 from deftune.core import models
 from deftune.errors import ModelError
-from deftune.train import methods, plan, plan_compare
-from deftune.train.plan_command import plan_command
-from deftune.train.plan_worker import _optimizer, synthetic_batch
-from deftune.train.regularize import L2SP, targeted_dropout
-from deftune.train.trainer import trained_position_loss
+from deftune.plan import compare as plan_compare
+from deftune.plan.command import plan_command
+from deftune.plan.measure import _optimizer, synthetic_batch
+from deftune.train import estimate as plan
+from deftune.train import memory, recipe
+from deftune.train.engine import trained_position_loss
+from deftune.train.terms import l2sp as l2sp_term
 from tests.helpers import classification_file
 
 ROWS, SEQ, TRAINED = 4, 48, 2
-METHODS = ["full", "lora", "dora", "adapter", "prefix"]
+METHODS = ["full", "lora", "dora", "adapter", "prefix", "ia3"]
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +51,12 @@ def _cfg(model_dir, *overrides):
 
 
 def _prepared(cfg):
-    """The model as the engine prepares it (attention dropout, method, checkpointing), with its L2-SP."""
-    model = models.load_model(models.resolve(cfg.model.spec))
-    targeted_dropout(model, cfg.training.dropout)
-    base = {id(p) for p in model.parameters()}
-    model = methods.apply(model, cfg.method, cfg.training.dropout)
+    """The model as the recipe sets it up (attention dropout, method, checkpointing), with its L2-SP term."""
+    setup = recipe.set_up_model(cfg, models.load_model(models.resolve(cfg.model.spec)))
+    model = setup.model
     if cfg.training.gradient_checkpointing:
-        model.enable_input_require_grads()
         model.activation_checkpointing_enable()
-    l2sp = L2SP([(n, p) for n, p in model.named_parameters() if id(p) in base], cfg.training.l2sp) \
-        if cfg.training.regularization == "l2sp" else None
-    return model.train(), l2sp
+    return model.train(), l2sp_term.build(model, setup.base_params, cfg.training)
 
 
 def _batch(model):
@@ -100,24 +97,24 @@ class LiveBytes(TorchDispatchMode):
 @pytest.mark.parametrize("method", METHODS)
 def test_parameter_counts_and_bytes_are_exact(small_vocab_model, method):
     cfg = _cfg(small_vocab_model, f"method.name={method}")
-    model, l2sp = _prepared(cfg)
+    model, penalty = _prepared(cfg)
     counted = methods.count_parameters(model)
     est = plan.estimate(cfg, device="cpu", timed=False)
     params = list(model.parameters())
     assert (est.parameters["total"], est.parameters["trainable"]) == (counted.total, counted.trainable)
     assert est.memory_bytes["weights"] == sum(p.numel() * p.element_size() for p in params)
     assert est.memory_bytes["gradients"] == sum(p.numel() * p.element_size() for p in params if p.requires_grad)
-    assert est.memory_bytes["l2sp_anchors"] == (sum(a.numel() * a.element_size() for a in l2sp.anchors.values())
-                                                if l2sp else 0)
+    assert est.memory_bytes["l2sp_anchors"] == (sum(a.numel() * a.element_size() for a in penalty.anchors.values())
+                                                if penalty else 0)
     assert (est.memory_bytes["l2sp_anchors"] > 0) == (method == "full")
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_gradient_and_optimizer_state_bytes_are_exact(small_vocab_model, method):
     cfg = _cfg(small_vocab_model, f"method.name={method}")
-    model, _ = _prepared(cfg)
+    model, penalty = _prepared(cfg)
     with tempfile.TemporaryDirectory() as tmp:
-        optimizer = _optimizer(cfg, model, Path(tmp))
+        optimizer = _optimizer(cfg, model, [term for term in [penalty] if term], Path(tmp))
     _forward(model, cfg, _batch(model)).backward()
     grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
     optimizer.step()
@@ -171,7 +168,7 @@ def _saved_bytes(model, cfg) -> int:
 def test_activations_match_what_autograd_saves(small_vocab_model, method, precision, attention_dropout):
     cfg = _cfg(small_vocab_model, f"method.name={method}", f"model.precision={precision}",
                f"training.dropout.attention_probs={attention_dropout}", "training.regularization=plain")
-    model, _ = _prepared(cfg)
+    model, penalty = _prepared(cfg)
     est = plan.estimate(cfg, trained_per_row=TRAINED, device="cpu", timed=False).memory_bytes
     estimated = est["activations"] + est["weight_copies_16bit"]
     assert estimated == pytest.approx(_saved_bytes(model, cfg), rel=0.08)
@@ -185,15 +182,15 @@ def test_step_peak_matches_live_tensor_bytes(small_vocab_model, overrides):
     """Two real steps (forward, L2-SP, backward, clipping, the engine's optimizer): the peak of live tensor bytes
     beyond weights and anchors, against the estimate's."""
     cfg = _cfg(small_vocab_model, *overrides)
-    model, l2sp = _prepared(cfg)
+    model, penalty = _prepared(cfg)
     with tempfile.TemporaryDirectory() as tmp:
-        optimizer = _optimizer(cfg, model, Path(tmp))
+        optimizer = _optimizer(cfg, model, [term for term in [penalty] if term], Path(tmp))
     batch = _batch(model)
     existing = [p.untyped_storage() for p in model.parameters()] + \
-        [a.untyped_storage() for a in (l2sp.anchors.values() if l2sp else [])]
+        [a.untyped_storage() for a in (penalty.anchors.values() if penalty else [])]
     with LiveBytes(existing) as live:
         for _ in range(2):
-            loss = _forward(model, cfg, batch) + (l2sp.penalty() if l2sp else 0)
+            loss = _forward(model, cfg, batch) + (penalty.penalty() if penalty else 0)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
             optimizer.step()
@@ -248,34 +245,33 @@ def test_suggested_max_tokens_is_the_largest_that_fits(small_vocab_model):
     at = {n: plan.estimate(cfg.model_copy(update={"training": cfg.training.model_copy(
         update={"max_tokens": n * SEQ})}), timed=False).peak_bytes for n in (1, 40, 41)}  # fits' device
     budget = (at[40] + at[41]) // 2
-    assert plan.suggest_max_tokens(cfg, budget) == 40 * SEQ
-    assert plan.fits(cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_tokens": 40 * SEQ})}),
+    assert memory.suggest_max_tokens(cfg, budget) == 40 * SEQ
+    assert memory.fits(cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_tokens": 40 * SEQ})}),
                      budget)
-    assert not plan.fits(cfg, budget)
-    assert plan.suggest_max_tokens(cfg, 10 * at[41]) == 4800  # the configured value when it fits
-    assert plan.suggest_max_tokens(cfg, at[1] - 1) == 0
+    assert not memory.fits(cfg, budget)
+    assert memory.suggest_max_tokens(cfg, 10 * at[41]) == 4800  # the configured value when it fits
+    assert memory.suggest_max_tokens(cfg, at[1] - 1) == 0
     weights = plan.estimate(cfg, timed=False).memory_bytes["weights"]
-    assert plan.suggest_max_tokens(cfg, budget - weights, loaded=True) == 40 * SEQ  # weights in memory already
-    assert plan.memory_budget() > 0
+    assert memory.suggest_max_tokens(cfg, budget - weights, loaded=True) == 40 * SEQ  # weights in memory already
+    assert memory.memory_budget() > 0
 
 
 def test_training_lowers_a_token_budget_that_would_not_fit(tmp_path, small_vocab_model, monkeypatch):
-    from deftune.train import trainer
 
     cfg = _cfg(small_vocab_model, "training.max_tokens=4800")
     estimate = plan.estimate(cfg.model_copy(update={"training": cfg.training.model_copy(
         update={"max_tokens": 10 * SEQ, "gradient_accumulation": 2})}), trained_per_row=TRAINED, timed=False)
     budget = estimate.peak_bytes - estimate.memory_bytes["weights"]  # 10 examples' worth, weights loaded
-    monkeypatch.setattr(plan, "memory_budget", lambda: budget)
-    fitted, found = trainer._fit_memory(cfg, TRAINED)
+    monkeypatch.setattr(memory, "memory_budget", lambda: budget)
+    fitted, found = memory.fit(cfg, TRAINED)
     assert fitted.training.max_tokens == 10 * SEQ and found["max_tokens_lowered_from"] == 4800
     assert fitted.training.gradient_accumulation == math.ceil(4800 / (10 * SEQ))  # the same effective batch
     assert found["still_needed_bytes"] > found["available_bytes"] == budget
-    same, found = trainer._fit_memory(fitted, TRAINED)
+    same, found = memory.fit(fitted, TRAINED)
     assert same is fitted and found["max_tokens_lowered_from"] is None
 
-    monkeypatch.setattr(plan, "memory_budget", lambda: 1)  # not one example fits: a warning, the config as is
-    unchanged, found = trainer._fit_memory(cfg, TRAINED)
+    monkeypatch.setattr(memory, "memory_budget", lambda: 1)  # not one example fits: a warning, the config as is
+    unchanged, found = memory.fit(cfg, TRAINED)
     assert unchanged is cfg and found["still_needed_bytes"] > 1
 
 

@@ -2,9 +2,14 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
+from deftune import methods
 from deftune.config import DropoutConfig, MethodConfig
-from deftune.train import methods
-from deftune.train.regularize import L2SP, set_attention_dropout, set_head_dropout, targeted_dropout
+from deftune.train.regularize import (
+    set_attention_dropout,
+    set_head_dropout,
+    targeted_dropout,
+)
+from deftune.train.terms.l2sp import L2SP
 
 
 def test_l2sp_gradient_is_alpha_times_distance_to_pretrained(tiny_model):

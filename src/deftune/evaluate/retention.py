@@ -14,17 +14,10 @@ import numpy as np
 
 from ..config import EvaluationConfig
 from ..core import bootstrap
-from ..core.benchmarks import BENCHMARKS, XSUM, Question, load_benchmark, load_texts
+from ..core.benchmarks import BENCHMARKS, XSUM, choices, load_benchmark, load_texts
 from ..core.bootstrap import Metric, mean_metric
-from ..core.inference import option_scores, token_losses
+from ..core.inference import token_losses
 from ..data import seeded_subset
-
-
-def choices(model, tokenizer, questions: list[Question], *, batch_size: int) -> np.ndarray:
-    """The chosen option per question: highest log-likelihood per character of the option."""
-    scores = option_scores(model, tokenizer, [q.context for q in questions],
-                           [[f" {o}" for o in q.options] for q in questions], batch_size=batch_size)
-    return np.array([int(np.argmax([s.logprob / max(s.chars, 1) for s in row])) for row in scores])
 
 
 def perplexity_metric(losses: np.ndarray) -> Metric:
@@ -62,17 +55,6 @@ def measure(model, tokenizer, cfg: EvaluationConfig, seed: int) -> Retention:
                                                                 max_tokens=cfg.perplexity_max_tokens,
                                                                 batch_size=max(1, cfg.batch_size // 2)))
     return result
-
-
-def drop_tracker(model, tokenizer, cfg: EvaluationConfig, questions: int, seed: int):
-    """Measure the (base) model's pooled benchmark accuracy now; return model -> accuracy drop since (a share,
-    positive = forgot), for the composite early-stopping score."""
-    quick = cfg.model_copy(update={"retention_questions": questions, "perplexity_documents": 0})
-
-    def accuracy(m) -> float:
-        return measure(m, tokenizer, quick, seed).metrics["all"].value
-    base = accuracy(model)
-    return lambda m: base - accuracy(m)
 
 
 def drop(base: Metric, tuned: Metric, *, relative: bool) -> Metric:

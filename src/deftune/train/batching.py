@@ -8,10 +8,14 @@ to their length. In data-parallel runs each rank takes every world_size-th batch
 
 from __future__ import annotations
 
+import math
 import random
+from dataclasses import dataclass
 from typing import Iterator
 
 from torch.utils.data import Sampler
+
+from ..config import TrainingConfig
 
 
 def pack(lengths: list[int], order: list[int], max_tokens: int, *, padded: bool = True) -> list[list[int]]:
@@ -76,3 +80,43 @@ def padding_share(lengths: list[int], batches: list[list[int]]) -> float:
     """Share of computed (padded) token positions that are padding."""
     computed = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     return 1 - sum(lengths[i] for b in batches for i in b) / computed if computed else 0.0
+
+
+def accumulation(t: TrainingConfig, tokens_per_micro: float, examples_per_micro: float, world_size: int = 1) -> int:
+    """Micro-batches per optimizer step: enough to reach training.effective_batch_tokens or _examples over all
+    ranks, else training.gradient_accumulation."""
+    if t.effective_batch_tokens:
+        steps = math.ceil(t.effective_batch_tokens / (tokens_per_micro * world_size))
+    elif t.effective_batch_examples:
+        steps = math.ceil(t.effective_batch_examples / (examples_per_micro * world_size))
+    else:
+        steps = t.gradient_accumulation
+    return max(1, steps)
+
+
+@dataclass
+class BatchPlan:
+    """How the training data is cut into micro-batches and optimizer steps on each rank."""
+    micro_batches: int  # per epoch and rank
+    examples_per_micro: float
+    tokens_per_micro: float  # computed (padded) tokens
+    accumulation: int
+
+    @classmethod
+    def of(cls, t: TrainingConfig, lengths: list[int], world_size: int) -> BatchPlan:
+        if t.batching == "token_budget":
+            batches = TokenBudgetBatchSampler(lengths, t.max_tokens, world_size=world_size,
+                                              padded=not t.packing).batches(0)
+        else:
+            batches = [list(range(i, min(i + t.batch_size, len(lengths))))
+                       for i in range(0, len(lengths), t.batch_size)]
+        tokens = sum(sum(lengths[i] for i in b) if t.packing else max(lengths[i] for i in b) * len(b)
+                     for b in batches)
+        per_micro_examples, per_micro_tokens = len(lengths) / len(batches), tokens / len(batches)
+        return cls(math.ceil(len(batches) / world_size), per_micro_examples, per_micro_tokens,
+                   accumulation(t, per_micro_tokens, per_micro_examples, world_size))
+
+    def optimizer_steps(self, t: TrainingConfig) -> int:
+        if t.max_steps > 0:
+            return t.max_steps
+        return max(1, math.ceil(t.epochs * self.micro_batches / self.accumulation))

@@ -7,11 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .. import methods
 from ..core import runs
 from ..errors import RunError
-
-UNMERGEABLE = {"prefix": "prefix tuning adds virtual tokens, not weight deltas",
-               "adapter": "bottleneck adapters are nonlinear modules, not weight deltas"}
 
 
 def export(run_dir: str | Path, *, merge: bool = False, out: str | Path | None = None) -> Path:
@@ -19,19 +17,20 @@ def export(run_dir: str | Path, *, merge: bool = False, out: str | Path | None =
     in. The target appears only once complete."""
     run_dir = Path(run_dir)
     cfg = runs.load_config(run_dir)
-    method = cfg.method.name
-    source = run_dir / "train" / ("model" if method == "full" else "adapter")
+    method = methods.get(cfg.method.name)
+    source = run_dir / "train" / method.saved_as
+    full = method.saved_as == "model"
     if not source.is_dir():
         raise RunError(f"{run_dir}: the run has no trained result to export (missing {source})")
-    if merge and method in UNMERGEABLE:
-        raise RunError(f"cannot merge a {method} run: {UNMERGEABLE[method]}; export it without --merge")
-    target = Path(out) if out else run_dir / "export" / ("merged" if merge and method != "full" else source.name)
+    if merge and method.unmergeable:
+        raise RunError(f"cannot merge a {method.name} run: {method.unmergeable}; export it without --merge")
+    target = Path(out) if out else run_dir / "export" / ("merged" if merge and not full else source.name)
     if target.exists():
         raise RunError(f"{target} already exists; remove it or choose --out")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        if merge and method != "full":
+        if merge and not full:
             model, tokenizer, _ = runs.load_trained(run_dir)
             model.merge_and_unload().save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from ..config import Config
 from ..core.precision import choose as choose_precision
 from ..core.precision import matmul_flops_per_s
-from . import plan
+from . import estimate as plan
+from .batching import BatchPlan
 
 # Achieved model FLOP/s over the matmul speed at the same shape, measured with examples/demo.yaml (2-core AVX2 CPU,
 # fp32; train 2.2 s a step, evaluate 332 s, safety 168 s): training steps, prompt passes (prefill and option
@@ -143,10 +144,8 @@ def estimate(cfg: Config, *, train_lengths: list[int], validation_lengths: list[
              test_examples: int, labels: int, trained_per_row: int | None, systems: int = 2,
              stages: tuple[str, ...] = ("audit", "plan", "train", "evaluate", "safety", "report")) -> RunTime:
     """The run's time per stage from its rendered lengths (training and validation examples, mean test prompt)."""
-    from .trainer import BatchPlan
-
-    batch_plan = BatchPlan.of(cfg, train_lengths, 1)
-    steps = batch_plan.optimizer_steps(cfg)
+    batch_plan = BatchPlan.of(cfg.training, train_lengths, 1)
+    steps = batch_plan.optimizer_steps(cfg.training)
     est = plan.estimate(cfg, trained_per_row=trained_per_row, timed=False)
     fast = speeds(cfg, round(batch_plan.tokens_per_micro), cfg.evaluation.batch_size)
     # the plan's FLOPs for its worst-case micro-batch, scaled to the tokens a step really computes

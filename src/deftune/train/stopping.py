@@ -6,8 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..config import EarlyStoppingConfig
+import numpy as np
+from sklearn.metrics import f1_score
+
+from ..config import EarlyStoppingConfig, EvaluationConfig
+from ..core.benchmarks import choices, load_benchmark
 from ..core.inference import DecodingSettings, generate, parse_label
+from ..data import seeded_subset
 from ..data.records import Record
 from ..data.render import Renderer
 
@@ -25,8 +30,6 @@ def reference(record: Record) -> str:
 
 def task_metric(model, renderer: Renderer, records: list[Record], batch_size: int = 16) -> tuple[str, float] | None:
     """Macro-F1 over the label set for classification, exact match otherwise; None for plain text records."""
-    from sklearn.metrics import f1_score
-
     records = [r for r in records if r.format != "text"]
     if not records:
         return None
@@ -65,3 +68,15 @@ class Composite:
             score -= weights["retention"] * terms["retention_drop"]
         terms["composite"] = score
         return terms
+
+
+def drop_tracker(model, tokenizer, cfg: EvaluationConfig, questions: int, seed: int) -> Callable[[object], float]:
+    """Measure the (base) model's pooled accuracy on `questions` seeded questions of each of
+    cfg.retention_benchmarks now; return model -> accuracy drop since (a share, positive = forgot)."""
+    picked = [q for name in cfg.retention_benchmarks for q in seeded_subset(load_benchmark(name)[0], questions, seed)]
+    answers = np.array([q.answer for q in picked])
+
+    def accuracy(m) -> float:
+        return float((choices(m, tokenizer, picked, batch_size=cfg.batch_size) == answers).mean()) if picked else 0.0
+    base = accuracy(model)
+    return lambda m: base - accuracy(m)

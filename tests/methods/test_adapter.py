@@ -8,10 +8,10 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from deftune.errors import ConfigError, ModelError
-from deftune.train.adapters import (
-    AdapterConfig,
+from deftune.methods.adapter import (
     AdapterWrapper,
     BottleneckAdapter,
+    BottleneckConfig,
     adapter_state_dict,
     add_adapters,
     is_adapter_dir,
@@ -57,7 +57,7 @@ def _generate(model, **kwargs):
 def test_fresh_adapters_are_the_identity_and_sit_on_attention_and_mlp(tiny_model, nonlinearity):
     model = _base(tiny_model)
     before = _logits(model)
-    assert add_adapters(model, AdapterConfig(nonlinearity=nonlinearity)) is model
+    assert add_adapters(model, BottleneckConfig(nonlinearity=nonlinearity)) is model
     assert torch.equal(_logits(model), before)
     for layer in model.model.layers:
         for block in (layer.self_attn, layer.mlp):
@@ -70,7 +70,7 @@ def test_fresh_adapters_are_the_identity_and_sit_on_attention_and_mlp(tiny_model
 
 
 def test_adapters_receive_the_attention_and_mlp_outputs(tiny_model):
-    model = add_adapters(_base(tiny_model), AdapterConfig())
+    model = add_adapters(_base(tiny_model), BottleneckConfig())
     seen = {}
     layer = model.model.layers[0]
     for name in ("self_attn", "mlp"):
@@ -86,7 +86,7 @@ def test_adapters_receive_the_attention_and_mlp_outputs(tiny_model):
 @pytest.mark.parametrize(("reduction", "placement", "expected"),
                          [(16, ("attention", "mlp"), 2320), (8, ("mlp",), 2192)])
 def test_only_adapters_train_and_count_matches_formula(tiny_model, reduction, placement, expected):
-    model = add_adapters(_base(tiny_model), AdapterConfig(reduction_factor=reduction, placement=placement))
+    model = add_adapters(_base(tiny_model), BottleneckConfig(reduction_factor=reduction, placement=placement))
     b = HIDDEN // reduction
     per_adapter = 2 * HIDDEN * b + b + HIDDEN  # down: h·b weights + b biases; up: b·h weights + h biases
     assert LAYERS * len(placement) * per_adapter == expected
@@ -99,7 +99,7 @@ def test_only_adapters_train_and_count_matches_formula(tiny_model, reduction, pl
 def test_train_save_load_gives_identical_logits_and_generations(tiny_model, tmp_path):
     base = _base(tiny_model)
     base_logits = _logits(base)
-    model = _train(add_adapters(base, AdapterConfig(reduction_factor=4)))
+    model = _train(add_adapters(base, BottleneckConfig(reduction_factor=4)))
     tuned = _logits(model)
     assert not torch.equal(tuned, base_logits)
 
@@ -125,7 +125,7 @@ def test_train_save_load_gives_identical_logits_and_generations(tiny_model, tmp_
 
 
 def test_dropout_only_where_configured(tiny_model):
-    model = add_adapters(_base(tiny_model), AdapterConfig(attention_dropout=0.3))
+    model = add_adapters(_base(tiny_model), BottleneckConfig(attention_dropout=0.3))
     attention, mlp = _wrappers(model, "attention"), _wrappers(model, "mlp")
     assert len(attention) == len(mlp) == LAYERS
     assert all(isinstance(w.adapter.dropout, torch.nn.Dropout) and w.adapter.dropout.p == 0.3 for w in attention)
@@ -141,7 +141,7 @@ def test_dropout_only_where_configured(tiny_model):
 
 
 def test_load_rejects_mismatched_folders(tiny_model, tmp_path):
-    good = save_adapters(add_adapters(_base(tiny_model), AdapterConfig()), tmp_path / "good")
+    good = save_adapters(add_adapters(_base(tiny_model), BottleneckConfig()), tmp_path / "good")
     base = _base(tiny_model)
     before = _logits(base)
 
@@ -179,7 +179,7 @@ def test_load_rejects_mismatched_folders(tiny_model, tmp_path):
 def test_remove_adapters_restores_base(tiny_model):
     model = _base(tiny_model)
     before, keys = _logits(model), list(model.state_dict())
-    _train(add_adapters(model, AdapterConfig()), steps=2)
+    _train(add_adapters(model, BottleneckConfig()), steps=2)
     assert not torch.equal(_logits(model), before)
     assert remove_adapters(model) is model
     assert list(model.state_dict()) == keys and not any(isinstance(m, AdapterWrapper) for m in model.modules())
@@ -188,7 +188,7 @@ def test_remove_adapters_restores_base(tiny_model):
 
 @pytest.mark.parametrize("reentrant", [False, True])
 def test_backward_with_gradient_checkpointing(tiny_model, reentrant):
-    model = add_adapters(_base(tiny_model), AdapterConfig())
+    model = add_adapters(_base(tiny_model), BottleneckConfig())
     for wrapper in _wrappers(model, ""):
         torch.nn.init.normal_(wrapper.adapter.up.weight, std=0.1)  # so that down-projections get gradients too
     with warnings.catch_warnings():
@@ -208,7 +208,7 @@ def test_hf_trainer_trains_only_the_adapters(tiny_model, tmp_path):
     from transformers import Trainer, TrainingArguments
 
     base_state = {k: v.clone() for k, v in _base(tiny_model).state_dict().items()}
-    model = add_adapters(_base(tiny_model), AdapterConfig())
+    model = add_adapters(_base(tiny_model), BottleneckConfig())
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=2,
                              learning_rate=1e-2, save_strategy="no", report_to=[], use_cpu=True,
                              activation_checkpointing=True, disable_tqdm=True, logging_strategy="no")
@@ -220,24 +220,24 @@ def test_hf_trainer_trains_only_the_adapters(tiny_model, tmp_path):
 
 
 def test_config_json_and_validation():
-    config = AdapterConfig(reduction_factor=8, nonlinearity="silu", attention_dropout=0.1, placement=["attention"])
+    config = BottleneckConfig(reduction_factor=8, nonlinearity="silu", attention_dropout=0.1, placement=["attention"])
     assert config.placement == ("attention",)
     text = config.to_json("some/base")
     assert json.loads(text)["base_model_name_or_path"] == "some/base"
-    assert AdapterConfig.from_json(text) == config
+    assert BottleneckConfig.from_json(text) == config
     for bad in ({"reduction_factor": 0}, {"reduction_factor": 2.0}, {"nonlinearity": "tanh"},
                 {"attention_dropout": 1.0}, {"mlp_dropout": -0.1}, {"placement": ()}, {"placement": ("ffn",)},
                 {"placement": ("mlp", "mlp")}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
-            AdapterConfig(**bad)
+            BottleneckConfig(**bad)
 
 
 def test_add_adapters_rejects_unsupported_models(tiny_model):
     with pytest.raises(ModelError, match="Linear: no decoder layers"):
-        add_adapters(torch.nn.Linear(2, 2), AdapterConfig())
-    model = add_adapters(_base(tiny_model), AdapterConfig())
+        add_adapters(torch.nn.Linear(2, 2), BottleneckConfig())
+    model = add_adapters(_base(tiny_model), BottleneckConfig())
     with pytest.raises(ModelError, match="already has bottleneck adapters"):
-        add_adapters(model, AdapterConfig())
+        add_adapters(model, BottleneckConfig())
     with pytest.raises(ConfigError, match="exceeds the hidden size 64"):
-        add_adapters(_base(tiny_model), AdapterConfig(reduction_factor=128))
+        add_adapters(_base(tiny_model), BottleneckConfig(reduction_factor=128))
     assert isinstance(model.model.layers[0].mlp.adapter, BottleneckAdapter)

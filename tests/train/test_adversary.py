@@ -6,8 +6,8 @@ import torch
 
 from deftune import config
 from deftune.errors import ConfigError
-from deftune.safety import debias
-from deftune.train.trainer import train
+from deftune.train.recipe import train
+from deftune.train.terms import adversary as debias
 from tests.helpers import write_jsonl
 
 
@@ -58,8 +58,8 @@ def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, wei
     cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={_gendered_data(tmp_path)}",
                              f"run.root={tmp_path}", "run.name=a", "training.max_steps=3", "training.batch_size=8",
                              "training.batching=fixed", "data.split.test=0", "data.split.validation=0",
-                             f"safety.adversary_weight={weight}", f"safety.adversary_probe={probe}",
-                             f"safety.adversary_objective={objective}"])
+                             f"training.adversary.weight={weight}", f"training.adversary.probe={probe}",
+                             f"training.adversary.objective={objective}"])
     train(cfg, quiet=True)
     report = json.loads((tmp_path / "a" / "train" / "adversary.json").read_text())
     assert report["groups"] == ["female", "male"] and report["weight"] == weight
@@ -80,7 +80,7 @@ def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, wei
 def test_the_adversary_needs_two_groups_and_unpacked_rows(tiny_model, tmp_path):
     rows = [{"id": str(i), "text": f"plain text {i}", "label": "a" if i % 2 else "b"} for i in range(8)]
     base = [f"model.spec={tiny_model}", f"run.root={tmp_path}", "training.max_steps=1", "data.split.test=0",
-            "data.split.validation=0", "safety.adversary_weight=1"]
+            "data.split.validation=0", "training.adversary.weight=1"]
     cfg = config.load(None, base + [f"data.path={write_jsonl(tmp_path / 'p.jsonl', rows)}", "run.name=x"])
     with pytest.raises(ConfigError, match="at least two 'gender' groups"):
         train(cfg, quiet=True)
@@ -141,6 +141,6 @@ def test_the_odds_objective_gives_the_head_the_label(tiny_model, tmp_path):
             for i in range(4) for g, p in (("female", "She"), ("male", "He"))]
     cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={write_jsonl(tmp_path / 't.jsonl', rows)}",
                              f"run.root={tmp_path}", "run.name=t", "training.max_steps=1", "data.split.test=0",
-                             "data.split.validation=0", "safety.adversary_weight=1", "safety.adversary_objective=odds"])
+                             "data.split.validation=0", "training.adversary.weight=1", "training.adversary.objective=odds"])
     with pytest.raises(ConfigError, match="needs classification data"):
         train(cfg, quiet=True)

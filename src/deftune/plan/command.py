@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..core.files import write_json
-from . import plan_compare
-from .plan_compare import Plan, Row, label
+from . import compare as plan_compare
+from .compare import Plan, Row, label
 
 console = Console()
 MIB = 2**20

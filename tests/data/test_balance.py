@@ -3,9 +3,18 @@ from collections import Counter
 
 import pytest
 
-from deftune.config import SafetyConfig
+from deftune.config import BalanceConfig
+from deftune.data.balance import (
+    augment,
+    balance,
+    counterfactual,
+    groups_of,
+    resample,
+    reweight,
+    swap,
+    swap_table,
+)
 from deftune.data.records import Record
-from deftune.safety.balance import augment, balance, counterfactual, groups_of, resample, reweight, swap, swap_table
 from tests.helpers import write_jsonl
 
 
@@ -91,15 +100,15 @@ def test_balance_command_writes_weights(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(app, ["balance", str(data), "safety.balance=reweight",
-                                      "safety.counterfactual=true", "--out", str(out)])
+    result = CliRunner().invoke(app, ["balance", str(data), "data.balance.strategy=reweight",
+                                      "data.balance.counterfactual=true", "--out", str(out)])
     assert result.exit_code == 0, result.output
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(written) == 11  # 6 records + 5 counterfactual copies
     # the swapped copies make each gender 3 tech + 2 sport: group and label independent, every weight 1
     assert [r["meta"]["weight"] for r in written] == pytest.approx([1.0] * 11)
     _, report = balance([rec(r["id"], r["text"], r["label"]) for r in rows],
-                              SafetyConfig(balance="reweight"), seed=0)
+                              BalanceConfig(strategy="reweight"), "gender", seed=0)
     assert report["cells_before"] == {"female|sport": 1, "female|tech": 1, "male|sport": 1, "male|tech": 2}
     assert sum(report["cells_after"].values()) == pytest.approx(5)
 
@@ -121,18 +130,18 @@ def _base(tiny_model, tmp_path, data):
 
 def test_training_reweights_the_loss_by_group_and_label(tiny_model, tmp_path, monkeypatch):
     from deftune import config
-    from deftune.train import trainer
+    from deftune.train import engine, recipe
 
     seen = []
-    real = trainer.trained_position_loss
+    real = engine.trained_position_loss
 
     def spy(model, inputs, num_items):
         seen.extend(inputs["loss_weights"][:, -1].tolist())
         return real(model, inputs, num_items)
 
-    monkeypatch.setattr(trainer, "trained_position_loss", spy)
-    cfg = config.load(None, _base(tiny_model, tmp_path, _skewed(tmp_path)) + ["safety.balance=reweight"])
-    trainer.train(cfg, quiet=True)
+    monkeypatch.setattr(engine, "trained_position_loss", spy)
+    cfg = config.load(None, _base(tiny_model, tmp_path, _skewed(tmp_path)) + ["data.balance.strategy=reweight"])
+    recipe.train(cfg, quiet=True)
     # P(g)P(y)/P(g,y): 0.5*0.5/(3/8) for the common cells, 0.5*0.5/(1/8) for the rare ones
     assert sorted(seen[:8]) == pytest.approx([2 / 3] * 6 + [2.0] * 2)
     report = json.loads((tmp_path / "b" / "data" / "balance.json").read_text())
@@ -145,8 +154,8 @@ def test_training_reweights_the_loss_by_group_and_label(tiny_model, tmp_path, mo
 def test_a_bad_meta_weight_names_its_record(tiny_model, tmp_path, weight):
     from deftune import config
     from deftune.errors import DataError
-    from deftune.train import trainer
+    from deftune.train import recipe
 
     cfg = config.load(None, _base(tiny_model, tmp_path, _skewed(tmp_path, weight)))
     with pytest.raises(DataError, match=r"skewed.jsonl:1:meta.weight: expected a finite number >= 0"):
-        trainer.train(cfg, quiet=True)
+        recipe.train(cfg, quiet=True)

@@ -12,7 +12,7 @@ import pytest
 
 from deftune import config
 from deftune.errors import ConfigError
-from deftune.train import sweep
+from deftune.sweep import study as sweep
 from tests.helpers import classification_file
 
 pytestmark = pytest.mark.slow  # whole pipelines / several training runs each

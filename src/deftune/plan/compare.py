@@ -1,5 +1,5 @@
 """`deftune plan --compare` and `--measure`: every method × {fp32, bf16} × {checkpointing off, on}, estimated and —
-with `measure` — run for a few steps, each in a fresh process (`plan_worker`) so that numbers don't leak into each
+with `measure` — run for a few steps, each in a fresh process (`plan.measure`) so that numbers don't leak into each
 other; then the seed guide's efficiency claims checked against the figures."""
 
 from __future__ import annotations
@@ -11,37 +11,34 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from .. import data, methods
 from ..config import Config
+from ..core import models
 from ..core.precision import choose as choose_precision
 from ..errors import DeftuneError
-from . import plan
+from ..train import estimate as plan
 
 log = logging.getLogger(__name__)
 
-METHODS = ("full", "adapter", "lora", "prefix", "dora", "qlora")
-# The seed guide's efficiency table, in percent: parameters modified and memory savings versus full fine-tuning.
-SEED_CLAIMS = {"full": {"modified": (100, 100), "savings": (0, 0)},
-               "adapter": {"modified": (3, 5), "savings": (40, 60)},
-               "lora": {"modified": (1, 2), "savings": (60, 80)},
-               "prefix": {"modified": (0, 1), "savings": (80, 90)}}
 MIXED_PRECISION_SAVINGS = (30, 50)  # the seed: "mixed precision ... typically reduces memory usage by 30-50%"
 WORKER_TIMEOUT_S = 1800
 
 
 def variants(cfg: Config, device: str) -> list[Config]:
-    """`cfg` with every method (QLoRA only on CUDA with bitsandbytes), fp32 and bf16, checkpointing off and on
-    (prefix tuning without: it does not train with checkpointing)."""
-    methods = [m for m in METHODS if m != "qlora" or (device == "cuda" and plan._has_bitsandbytes())]
-    return [cfg.model_copy(update={
-        "method": cfg.method.model_copy(update={"name": method}),
+    """`cfg` with every registered method that runs on `device` (QLoRA only on CUDA with bitsandbytes), fp32
+    and bf16, checkpointing off and on, leaving out combinations a method is incompatible with (prefix tuning
+    with checkpointing)."""
+    found = [cfg.model_copy(update={
+        "method": cfg.method.model_copy(update={"name": method.name}),
         "model": cfg.model.model_copy(update={"precision": precision}),
         "training": cfg.training.model_copy(update={"gradient_checkpointing": ckpt})})
-        for method in methods for precision in ("fp32", "bf16") for ckpt in (False, True)
-        if not (method == "prefix" and ckpt)]
+        for method in methods.REGISTRY.values() if not (method.unavailable and method.unavailable(device))
+        for precision in ("fp32", "bf16") for ckpt in (False, True)]
+    return [c for c in found if not any(rule.when(c) for rule in methods.get(c.method.name).incompatible)]
 
 
 def _run_worker(spec: dict) -> dict:
-    command = [sys.executable, "-m", "deftune.train.plan_worker", json.dumps(spec)]
+    command = [sys.executable, "-m", "deftune.plan.measure", json.dumps(spec)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -180,7 +177,7 @@ def seed_claims(rows: list[Row]) -> list[dict]:
         claims.append({"claim": claim.format(_range(claimed)), "value_pct": value,
                        "verdict": _verdict(value, claimed), "basis": basis})
 
-    for method, claim in SEED_CLAIMS.items():
+    for method, claim in ((m.name, m.claims) for m in methods.REGISTRY.values() if m.claims):
         i = find.get((method, "fp32", False))
         if i is None:
             continue
@@ -220,9 +217,6 @@ def why(rows: list[Row]) -> str:
 def trained_per_row(cfg: Config) -> int | None:
     """The most trained tokens of one training example, rendered as the engine renders them (a seeded sample of at
     most 512 training records); None, with a warning, when the data cannot be read."""
-    from .. import data
-    from ..core import models
-
     try:
         splits = data.load_splits(cfg.data.model_copy(update={"max_train_examples": 512}), cfg.run.seed)
         tokenizer = models.load_tokenizer(models.resolve(cfg.model.spec), revision=cfg.model.revision,

@@ -2,10 +2,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from deftune.config import MethodConfig
+from deftune import methods
+from deftune.config import DropoutConfig, MethodConfig
 from deftune.core import models
 from deftune.errors import ModelError
-from deftune.train import methods
 
 IDS = torch.tensor([[1, 100, 200, 300, 400, 500]])
 
@@ -25,10 +25,24 @@ def _logits(model):
         return model(IDS).logits
 
 
-@pytest.mark.parametrize("name", ["full", "lora", "dora", "adapter", "prefix"])
+RUNNABLE = [m.name for m in methods.REGISTRY.values() if not m.quantized_base]  # 4-bit bases need CUDA
+MERGEABLE = [m.name for m in methods.REGISTRY.values() if m.saved_as == "adapter" and not m.unmergeable
+             and not m.quantized_base]
+
+
+def test_the_config_and_the_sweep_follow_the_registry():
+    from deftune.config import Config, SweepConfig
+
+    assert set(MethodConfig.model_fields["name"].annotation.__args__) == set(methods.names())
+    assert {"lora", "adapter", "prefix", "ia3"} <= set(MethodConfig.model_fields) - {"name"}
+    assert {"lora_r", "lora_alpha", "reduction_factor"} <= set(SweepConfig.model_fields)
+    assert Config(method={"name": "ia3", "ia3": {"target_modules": ["v_proj"]}}).method.ia3.target_modules == ["v_proj"]
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
 def test_method_save_load_round_trip(tmp_path, tiny_model, name):
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
-    tuned = methods.apply(base, MethodConfig(name=name))
+    tuned = methods.apply(base, MethodConfig(name=name), DropoutConfig())
     counts = methods.count_parameters(tuned)
     assert 0 < counts.trainable <= counts.total
     assert (counts.share == 1.0) == (name == "full")
@@ -42,9 +56,9 @@ def test_method_save_load_round_trip(tmp_path, tiny_model, name):
     assert not torch.allclose(expected, _logits(AutoModelForCausalLM.from_pretrained(tiny_model)))
 
 
-@pytest.mark.parametrize("name", ["lora", "dora"])
-def test_lora_merge_keeps_outputs(tmp_path, tiny_model, name):
-    tuned = methods.apply(AutoModelForCausalLM.from_pretrained(tiny_model), MethodConfig(name=name))
+@pytest.mark.parametrize("name", MERGEABLE)
+def test_merge_keeps_outputs(tmp_path, tiny_model, name):
+    tuned = methods.apply(AutoModelForCausalLM.from_pretrained(tiny_model), MethodConfig(name=name), DropoutConfig())
     _perturb(tuned)
     expected = _logits(tuned)
     merged = tuned.merge_and_unload()
@@ -55,7 +69,7 @@ def test_lora_merge_keeps_outputs(tmp_path, tiny_model, name):
 
 def test_trainable_shares_are_ordered(tiny_model):
     shares = {name: methods.count_parameters(methods.apply(AutoModelForCausalLM.from_pretrained(tiny_model),
-                                                           MethodConfig(name=name))).share
+                                                           MethodConfig(name=name), DropoutConfig())).share
               for name in ("full", "lora", "adapter", "prefix")}
     assert shares["full"] == 1 > shares["lora"] > 0 and 0 < shares["adapter"] < 1 and 0 < shares["prefix"] < 1
 

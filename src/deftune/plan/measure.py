@@ -1,23 +1,36 @@
-"""Measure one training configuration in a fresh process: `python -m deftune.train.plan_worker SPEC_JSON`.
+"""Measure one training configuration in a fresh process: `python -m deftune.plan.measure SPEC_JSON`.
 
 SPEC_JSON holds the resolved config (`config`), the micro-batch shape (`rows`, `seq_len`, `trained_per_row`) and
 the number of optimizer steps (`steps`); with `"baseline": true` the process only imports what a measured run
-imports and reports its resident memory. The steps use the engine's own pieces — model loading, method,
-attention dropout, L2-SP, trained-position loss, the Trainer's optimizer and accelerate's mixed precision — on a
-synthetic micro-batch of exactly the planned shape. On CPU, freed memory is returned to the system at once
-(`plan.return_freed_memory`) unless `"glibc_default": true`. Prints one JSON object: memory after loading, the peak
+imports and reports its resident memory. The steps set the model up through the training recipe's own steps
+(dropout, method, L2-SP) and use the engine's trained-position loss, its optimizer groups, the Trainer's optimizer
+class and accelerate's mixed precision, on a synthetic micro-batch of exactly the planned shape. On CPU, freed
+memory is returned to the system at once (`train.memory.return_freed_memory`) unless `"glibc_default": true`. Prints one JSON object: memory after loading, the peak
 of loading and of the steps (resident set on CPU, allocated CUDA memory on GPU), and step times.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import accelerate
+import peft  # noqa: F401  (imported by every PEFT method: part of the baseline a measured run pays)
 import torch
+from transformers import Trainer
+
+from .. import config, methods
+from ..core import models
+from ..core.precision import choose as choose_precision
+from ..train import memory, recipe
+from ..train.engine import parameter_groups, trained_position_loss, training_args
+from ..train.terms import l2sp
 
 
 def _status_bytes(field: str) -> int:
@@ -60,55 +73,34 @@ def synthetic_batch(rows: int, seq_len: int, trained_per_row: int, vocab: int, p
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def _optimizer(cfg, model, workdir: Path):
-    """The optimizer the engine's Trainer would build for these training arguments."""
-    from transformers import Trainer
-
-    from ..core.precision import choose as choose_precision
-    from .trainer import BatchPlan, _training_args
-
-    args = _training_args(cfg, workdir, False, BatchPlan(1, 1.0, 1.0, 1), quiet=True,
-                          compute=choose_precision(cfg.model.precision, warn=False))
+def _optimizer(cfg, model, terms, workdir: Path):
+    """The optimizer the engine's Trainer builds: its optimizer class and settings, the engine's groups."""
+    args = training_args(cfg, workdir, False, 1, 1, quiet=True,
+                         compute=choose_precision(cfg.model.precision, warn=False))
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
-    decay = [p for p in model.parameters() if p.requires_grad]
-    return cls([{"params": decay, "weight_decay": cfg.training.weight_decay}], **kwargs)
+    return cls(parameter_groups(model, terms, cfg.training.weight_decay), **kwargs)
 
 
 def measure(spec: dict) -> dict:
     """Run the configured steps and return peak memory and step times (see the module docstring)."""
-    import tempfile
-
-    from accelerate import Accelerator
-
-    from .. import config
-    from ..core import models
-    from ..core.precision import choose as choose_precision
-    from . import methods, plan
-    from .regularize import L2SP, targeted_dropout
-    from .trainer import trained_position_loss
-
     cfg = config.validate(spec["config"])
     cuda = torch.cuda.is_available()
-    returned = False if spec.get("glibc_default") else plan.return_freed_memory()
+    returned = False if spec.get("glibc_default") else memory.return_freed_memory()
     torch.manual_seed(cfg.run.seed)
     resolved = models.resolve(cfg.model.spec)
     model = models.load_model(resolved, dtype=cfg.model.dtype, revision=cfg.model.revision,
                               trust_remote_code=cfg.model.trust_remote_code,
-                              quantize_4bit=cfg.method.name == "qlora")
-    targeted_dropout(model, cfg.training.dropout)
-    base_params = {id(p) for p in model.parameters()}
-    model = methods.apply(model, cfg.method, cfg.training.dropout)
+                              quantize_4bit=methods.get(cfg.method.name).quantized_base)
+    setup = recipe.set_up_model(cfg, model)
+    model = setup.model
     if cfg.training.gradient_checkpointing:
-        model.enable_input_require_grads()
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         enable()
-    l2sp = None
-    if cfg.training.regularization == "l2sp":
-        l2sp = L2SP([(n, p) for n, p in model.named_parameters() if id(p) in base_params], cfg.training.l2sp)
+    terms = [term for term in [l2sp.build(model, setup.base_params, cfg.training)] if term]
     model.train()
-    with tempfile.TemporaryDirectory() as tmp:
-        optimizer = _optimizer(cfg, model, Path(tmp))  # before the Accelerator: TrainingArguments resets its state
-    accelerator = Accelerator(mixed_precision=choose_precision(cfg.model.precision, warn=False).accelerate,
+    with tempfile.TemporaryDirectory() as tmp:  # before the Accelerator: TrainingArguments resets its state
+        optimizer = _optimizer(cfg, model, terms, Path(tmp))
+    accelerator = accelerate.Accelerator(mixed_precision=choose_precision(cfg.model.precision, warn=False).accelerate,
                               cpu=not cuda)
     model, optimizer = accelerator.prepare(model, optimizer)
     batch = synthetic_batch(spec["rows"], spec["seq_len"], spec["trained_per_row"], model.config.vocab_size,
@@ -123,8 +115,8 @@ def measure(spec: dict) -> dict:
     for _ in range(spec["steps"]):
         start = time.perf_counter()
         loss, _ = trained_position_loss(model, batch, None)
-        if l2sp:
-            loss = loss + l2sp.penalty()
+        for term in terms:
+            loss = loss + term.loss(model, batch)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.training.max_grad_norm)
         optimizer.step()
@@ -142,24 +134,12 @@ def measure(spec: dict) -> dict:
 
 
 def baseline() -> dict:
-    """Resident memory of a process that has imported what a measured run (and the engine) imports and loaded
-    nothing."""
-    import accelerate  # noqa: F401
-    import peft  # noqa: F401
-    from transformers import LlamaForCausalLM, Trainer  # noqa: F401
-
-    from ..core import models  # noqa: F401
-    from . import methods, trainer  # noqa: F401
-
+    """Resident memory of a process that has imported what a measured run (and the engine) imports (this
+    module's imports) and loaded nothing."""
     return {"rss_bytes": _status_bytes("VmRSS"), "peak_bytes": _max_rss()}
 
 
 def main() -> None:
-    import logging
-    import os
-    import warnings
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
     spec = json.loads(sys.argv[1])

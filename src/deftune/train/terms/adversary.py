@@ -1,6 +1,6 @@
 """Adversarial debiasing (Ganin & Lempitsky 2015; Zhang et al. 2018): during fine-tuning an adversary head
 predicts the protected attribute from the model's pooled hidden states through a gradient-reversal layer. The head
-learns to predict the attribute; the reversed gradient, scaled by `safety.adversary_weight`, pushes the model to
+learns to predict the attribute; the reversed gradient, scaled by `training.adversary.weight`, pushes the model to
 make its representations uninformative about it. By default the state pooled is the one at the answer position
 (the last prompt token), the one the prediction is read from: debiasing asks the decision not to depend on the
 group, while the text itself may still name it (mean pooling over all tokens is the alternative). The head has its
@@ -11,28 +11,37 @@ Reported in metrics.jsonl and train/adversary.json: the adversary's accuracy (it
 majority-group rate), and after training a fresh cross-validated probe on held-out rows, for the tuned and the
 base model, which measures what is left of the attribute without the adversary's moving target.
 
-The trainer calls `Adversary.loss(inputs)` once per micro-batch, like its L2-SP term, and saves the head with each
-checkpoint. Rows are matched to their record's group by their tokens (the collator passes no ids), so packing is
+A loss term (`LossTerm`): the trainer adds `loss(model, inputs)` once per micro-batch, gives the head its own
+optimizer group, logs its accuracy and saves the head with each checkpoint. Rows are matched to their record's group by their tokens (the collator passes no ids), so packing is
 not supported."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from ..config import Config
-from ..core.files import write_json
-from ..data import seeded_subset
-from ..errors import ConfigError, RunError
+from ...config import AdversaryConfig
+from ...core.files import write_json
+from ...data import seeded_subset
+from ...data.balance import groups_of
+from ...data.render import IGNORE
+from ...errors import ConfigError, RunError
+from ..engine import Collator
+from . import LossTerm
 
-IGNORE = -100
 ADVERSARY_WEIGHTS, ADVERSARY_STATE = "adversary.safetensors", "adversary.json"
 
 
@@ -72,18 +81,19 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None, 
     return hidden[torch.arange(len(hidden), device=hidden.device), (ends - 1).clamp(min=0)]
 
 
-class Adversary(nn.Module):
-    """A two-layer head on pooled last hidden states (`safety.adversary_pooling`), behind a gradient-reversal
+class Adversary(nn.Module, LossTerm):
+    """A two-layer head on pooled last hidden states (`training.adversary.pooling`), behind a gradient-reversal
     layer. With `row_labels` (objective "odds", Zhang et al.'s equality of odds) the head also sees each row's true
     label, so only what the states say about the group beyond the label is pushed out; without, any group
     information is (demographic parity)."""
 
     def __init__(self, model, groups: list[str], row_groups: dict[tuple[int, ...], int], *, weight: float,
-                 hidden: int, pooling: str = "answer", row_labels: dict[tuple[int, ...], int] | None = None,
+                 hidden: int, learning_rate: float = 1e-3, pooling: str = "answer", row_labels: dict[tuple[int, ...], int] | None = None,
                  n_labels: int = 0):
         super().__init__()
         size = model.config.hidden_size
         self.groups, self.row_groups, self.weight, self.pooling = groups, row_groups, weight, pooling
+        self.learning_rate = learning_rate
         self.row_labels, self.n_labels = row_labels, n_labels if row_labels else 0
         # normalised input: hidden states have a few huge dimensions that would swamp a fresh head
         self.norm = nn.LayerNorm(size)
@@ -117,7 +127,7 @@ class Adversary(nn.Module):
         """Each row's group index (IGNORE where its record has no group)."""
         return torch.tensor([self.row_groups.get(k, IGNORE) for k in keys], device=device)
 
-    def loss(self, inputs: dict) -> torch.Tensor:
+    def loss(self, model, inputs: dict) -> torch.Tensor:
         """The adversary's cross-entropy on the hidden states of the forward pass just run (0 when no row of the
         batch has a group)."""
         ids = inputs["input_ids"]
@@ -138,7 +148,10 @@ class Adversary(nn.Module):
         self.window["loss"] += float(loss.detach()) * seen
         return loss
 
-    def take_window(self, step: int) -> dict:
+    def parameter_groups(self) -> list[dict]:
+        return [{"params": list(self.parameters()), "weight_decay": 0.0, "lr": self.learning_rate}]
+
+    def logs(self, step: int) -> dict:
         """Accuracy and loss since the last call, for the log of `step` (also kept in `history`)."""
         seen = self.window["seen"]
         found = {"adversary_accuracy": self.window["correct"] / seen, "adversary_loss": self.window["loss"] / seen
@@ -171,75 +184,74 @@ class Adversary(nn.Module):
 
     # ---- checkpoints: the head's weights and its log travel with the trainer's checkpoints -------------------
     def save(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
                   str(folder / ADVERSARY_WEIGHTS))
         write_json(folder / ADVERSARY_STATE, {"history": self.history, "total": dict(self.total)})
 
     def restore(self, folder: Path) -> None:
-        from safetensors.torch import load_file
-
         if not (folder / ADVERSARY_WEIGHTS).exists():
             raise RunError(f"{folder}: no {ADVERSARY_WEIGHTS} (the checkpoint was saved without the adversary); "
-                           "resume with the safety settings it was trained with")
+                           "resume with the training.adversary settings it was trained with")
         self.load_state_dict(load_file(str(folder / ADVERSARY_WEIGHTS)))
         state = json.loads((folder / ADVERSARY_STATE).read_text())
         self.history, self.total = state["history"], Counter(state["total"])
 
 
-def build(cfg: Config, model, rendered: list, records: list, *, warm: bool = True) -> Adversary | None:
-    """The adversary for a run (None unless `safety.adversary_weight` > 0 or `safety.adversary_probe`), warmed up
-    on the model's states of a seeded subset of the grouped training rows when `warm` and
-    `safety.adversary_warmup_epochs` (a resumed run restores its head instead)."""
-    sc = cfg.safety
-    if sc.adversary_weight == 0 and not sc.adversary_probe:
+@dataclass(frozen=True)
+class Grouping:
+    """What the adversary and its probe read: the protected attribute, the seed and the batch size of states."""
+    attribute: str
+    seed: int
+    batch_size: int
+
+
+def build(sc: AdversaryConfig, grouping: Grouping, model, rendered: list, records: list, *, packing: bool,
+          warm: bool = True) -> Adversary | None:
+    """The adversary for a run (None unless `training.adversary` is enabled), warmed up on the model's states of
+    a seeded subset of the grouped training rows when `warm` and `warmup_epochs` (a resumed run restores its head
+    instead)."""
+    if not sc.enabled:
         return None
-    if cfg.training.packing:
+    if packing:
         raise ConfigError("adversarial debiasing needs one example per row; set training.packing=false",
-                          field="safety.adversary_weight")
-    by_id = _groups_by_id(records, sc.group_attribute)
+                          field="training.adversary.weight")
+    by_id = _groups_by_id(records, grouping.attribute)
     names = sorted({g for g in by_id.values() if g is not None})
     if len(names) < 2:
-        raise ConfigError(f"adversarial debiasing needs at least two '{sc.group_attribute}' groups in the training "
-                          f"data (found {names or 'none'}); set group fields or safety.group_attribute",
-                          field="safety.group_attribute")
+        raise ConfigError(f"adversarial debiasing needs at least two '{grouping.attribute}' groups in the training "
+                          f"data (found {names or 'none'}); set group fields or data.group_attribute",
+                          field="data.group_attribute")
     row_groups = {tuple(r.input_ids): names.index(by_id[r.id]) for r in rendered if by_id.get(r.id) is not None}
     row_labels, labels = None, []
-    if sc.adversary_objective == "odds":
+    if sc.objective == "odds":
         label_of = {r.id: r.label for r in records}
         labels = sorted({y for y in label_of.values() if y is not None})
         if len(labels) < 2:
             raise ConfigError("the 'odds' objective gives the adversary each example's label: it needs "
-                              "classification data (or use safety.adversary_objective=parity)",
-                              field="safety.adversary_objective")
+                              "classification data (or use training.adversary.objective=parity)",
+                              field="training.adversary.objective")
         row_labels = {tuple(r.input_ids): labels.index(label_of[r.id]) for r in rendered
                       if label_of.get(r.id) is not None}
-    adversary = Adversary(model, names, row_groups, weight=sc.adversary_weight, hidden=sc.adversary_hidden,
-                          pooling=sc.adversary_pooling, row_labels=row_labels, n_labels=len(labels))
-    if warm and sc.adversary_warmup_epochs:
-        rows = _grouped_rows(rendered, by_id, cfg)
-        adversary.warm_up(model, rows, epochs=sc.adversary_warmup_epochs, learning_rate=sc.adversary_learning_rate,
-                          seed=cfg.run.seed, batch_size=sc.batch_size)
+    adversary = Adversary(model, names, row_groups, weight=sc.weight, hidden=sc.hidden, learning_rate=sc.learning_rate,
+                          pooling=sc.pooling, row_labels=row_labels, n_labels=len(labels))
+    if warm and sc.warmup_epochs:
+        rows = _grouped_rows(rendered, by_id, sc.examples, grouping.seed)
+        adversary.warm_up(model, rows, epochs=sc.warmup_epochs, learning_rate=sc.learning_rate, seed=grouping.seed,
+                          batch_size=grouping.batch_size)
     return adversary
 
 
 def _groups_by_id(records: list, attribute: str) -> dict[str, str | None]:
-    from .balance import groups_of
-
     return dict(zip((r.id for r in records), groups_of(records, attribute)))
 
 
-def _grouped_rows(rendered: list, by_id: dict[str, str | None], cfg: Config) -> list:
-    """The rows whose record has a group: a seeded subset of `safety.adversary_examples`."""
-    return seeded_subset([r for r in rendered if by_id.get(r.id) is not None], cfg.safety.adversary_examples,
-                         cfg.run.seed)
+def _grouped_rows(rendered: list, by_id: dict[str, str | None], examples: int, seed: int) -> list:
+    """The rows whose record has a group: a seeded subset of `examples`."""
+    return seeded_subset([r for r in rendered if by_id.get(r.id) is not None], examples, seed)
 
 
 @torch.no_grad()
 def _states(model, rows: list, pooling: str, batch_size: int) -> np.ndarray:
-    from ..train.trainer import Collator
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -255,24 +267,18 @@ def _states(model, rows: list, pooling: str, batch_size: int) -> np.ndarray:
 
 
 def _cv_accuracy(states: np.ndarray, targets: list[str], seed: int) -> float:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     folds = StratifiedKFold(n_splits=min(5, min(Counter(targets).values())), shuffle=True, random_state=seed)
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     return float(cross_val_score(classifier, states, targets, cv=folds).mean())
 
 
-def probe(model, rendered: list, records: list, cfg: Config) -> dict:
+def probe(model, rendered: list, records: list, sc: AdversaryConfig, grouping: Grouping) -> dict:
     """How much of the protected attribute a fresh probe still reads from the pooled states: a logistic
     regression with stratified k-fold cross-validation on the given rows that have a group (at most
-    `safety.adversary_examples`, seeded), for the tuned model and, for PEFT methods, the base model (adapter
+    `examples`, seeded), for the tuned model and, for PEFT methods, the base model (adapter
     disabled). Unlike the adversary's own accuracy, it is not confounded by the head chasing a moving target."""
-    sc = cfg.safety
-    by_id = _groups_by_id(records, sc.group_attribute)
-    rows = _grouped_rows(rendered, by_id, cfg)
+    by_id = _groups_by_id(records, grouping.attribute)
+    rows = _grouped_rows(rendered, by_id, sc.examples, grouping.seed)
     targets = [by_id[r.id] for r in rows]
     counts = Counter(targets)
     if len(counts) < 2 or min(counts.values()) < 2:
@@ -280,29 +286,29 @@ def probe(model, rendered: list, records: list, cfg: Config) -> dict:
     label_of = {r.id: r.label for r in records}
     found = {"rows": len(rows), "groups": dict(sorted(counts.items())),
              "chance_accuracy": max(counts.values()) / len(rows),
-             "tuned_accuracy": _cv_accuracy(_states(model, rows, sc.adversary_pooling, sc.batch_size), targets,
-                                            cfg.run.seed)}
+             "tuned_accuracy": _cv_accuracy(_states(model, rows, sc.pooling, grouping.batch_size), targets,
+                                            grouping.seed)}
     if hasattr(model, "disable_adapter"):
         with model.disable_adapter():
-            base = _states(model, rows, sc.adversary_pooling, sc.batch_size)
-        found["base_accuracy"] = _cv_accuracy(base, targets, cfg.run.seed)
+            base = _states(model, rows, sc.pooling, grouping.batch_size)
+        found["base_accuracy"] = _cv_accuracy(base, targets, grouping.seed)
     if len({label_of.get(r.id) for r in rows} - {None}) > 1:  # what the label alone tells of the group
         onehot = pd.get_dummies(pd.Series([str(label_of.get(r.id)) for r in rows])).to_numpy(dtype=float)
-        found["label_only_accuracy"] = _cv_accuracy(onehot, targets, cfg.run.seed)
+        found["label_only_accuracy"] = _cv_accuracy(onehot, targets, grouping.seed)
     return found
 
 
-def write_report(adversary: Adversary, model, held_out: tuple[list, list], train: tuple[list, list], cfg: Config,
-                 path: Path) -> dict:
+def write_report(adversary: Adversary, model, held_out: tuple[list, list], train: tuple[list, list],
+                 sc: AdversaryConfig, grouping: Grouping, path: Path) -> dict:
     """adversary.json: the head's accuracy over the last fifth of the logged steps against the majority-group
     (chance) rate, the logged history, and the probe on held-out rows (validation; the training rows when the
     held-out ones lack two groups)."""
     counts = Counter(adversary.row_groups.values())
     history = adversary.history
     last = history[-max(1, len(history) // 5):]
-    found = probe(model, *held_out, cfg) | {"on": "validation"}
+    found = probe(model, *held_out, sc, grouping) | {"on": "validation"}
     if "skipped" in found:
-        found = probe(model, *train, cfg) | {"on": "train"}
+        found = probe(model, *train, sc, grouping) | {"on": "train"}
     report = {"weight": adversary.weight, "pooling": adversary.pooling, "warmup": adversary.warmup,
               "objective": "odds" if adversary.n_labels else "parity",
               "groups": adversary.groups,

@@ -1,5 +1,5 @@
 """`deftune sweep [CONFIG] [key=value ...]`: hyperparameter search with Optuna; prints the trials and the best
-config. Kept apart from sweep.py so that the CLI starts without importing Optuna."""
+config. Kept apart from study.py so that the CLI starts without importing Optuna."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def sweep_command(
     from pathlib import Path
 
     from ..cli import _config, _quiet
-    from . import sweep
+    from . import study as sweep
 
     cfg = _config(args)
     _quiet(quiet)

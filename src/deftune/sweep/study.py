@@ -1,6 +1,6 @@
 """Hyperparameter search over the careful training run, with Optuna.
 
-Each trial is one `train.trainer.train` run into <run>/sweep/trial-<n>/ with the sampled values set in the config.
+Each trial is one `train.recipe.train` run into <run>/sweep/trial-<n>/ with the sampled values set in the config.
 The objective is the composite validation score that early stopping already watches (−loss + task metric −
 retention drop, weights in training.early_stopping): the study is single-objective so that TPE and the median or
 Hyperband pruners (which Optuna offers for one objective only) work on the score the user weighted. Task metric
@@ -32,11 +32,14 @@ from optuna.trial import TrialState
 from transformers import TrainerCallback
 
 from .. import config as config_mod
+from .. import methods
 from ..config import Config
 from ..core import models, runs
 from ..core.files import write_atomic, write_json
 from ..errors import ConfigError
-from . import trainer
+from ..train import engine, recipe
+from ..train.hooks import Hooks
+from ..train.stopping import drop_tracker
 
 log = logging.getLogger(__name__)
 # Heartbeats and their retry callback are marked experimental; they are Optuna's way of recovering crashed trials.
@@ -44,9 +47,6 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 TASK_METRICS = ("macro_f1", "exact_match")  # the names stopping.task_metric reports
-LORA_LIKE = ("lora", "dora", "qlora")
-
-
 @dataclass(frozen=True)
 class Param:
     """A searchable value: where it goes in the config, whether it is sampled on a log scale, and when it applies."""
@@ -60,15 +60,13 @@ PARAMS = {
     "learning_rate": Param("training.learning_rate", True),
     "warmup": Param("training.warmup", False),
     "decay": Param("training.decay", False, lambda c: c.training.schedule == "wsd", "training.schedule wsd"),
-    "lora_r": Param("method.lora.r", True, lambda c: c.method.name in LORA_LIKE, "method.name lora, dora or qlora"),
-    "lora_alpha": Param("method.lora.alpha", True, lambda c: c.method.name in LORA_LIKE,
-                        "method.name lora, dora or qlora"),
-    "reduction_factor": Param("method.adapter.reduction_factor", True, lambda c: c.method.name == "adapter",
-                              "method.name adapter"),
     "attention_dropout": Param("training.dropout.attention_probs", False),
-    "l2sp": Param("training.l2sp", True, lambda c: c.method.name == "full" and c.training.regularization == "l2sp",
+    "l2sp": Param("training.l2sp", True, lambda c: methods.get(c.method.name).trains_base
+                  and c.training.regularization == "l2sp",
                   "method.name full with training.regularization l2sp (L2-SP acts on fully trained weights)"),
     "effective_batch": Param("training.effective_batch_examples", True),
+    **{name: Param(p.path, p.log, lambda c, names=names: c.method.name in names, f"method.name {' or '.join(names)}")
+       for name, (p, names) in methods.sweep_params().items()},  # each method's own, from the registry
 }
 DEFAULT_OFF = ("effective_batch",)  # changes the number of steps per trial: searched only when asked
 
@@ -230,8 +228,6 @@ def _retention(cfg: Config):
     es = cfg.training.early_stopping
     if not (es.enabled and es.retention_weight):
         return None
-    from ..evaluate.retention import drop_tracker
-
     model, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
                                    trust_remote_code=cfg.model.trust_remote_code)
     log.info("retention: measuring the base model once for every trial")
@@ -250,7 +246,7 @@ def _objective(cfg: Config, names: list[str], retention, sweep_dir: Path):
         trial.set_user_attr("run_dir", str(sweep_dir / folder))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         pruning = Pruning(trial)
-        result = trainer.train(trial_cfg, quiet=True, retention_drop=retention, callbacks=[pruning])
+        result = recipe.train(trial_cfg, quiet=True, hooks=Hooks(callbacks=[pruning], retention_drop=retention))
         final = result.early_stopping["final"]
         task = next((m for m in TASK_METRICS if f"eval_{m}" in final), None)
         for key, value in {"validation_loss": final.get("eval_loss"), "task_metric": task,
@@ -285,7 +281,7 @@ def sweep(cfg: Config, *, quiet: bool = False) -> SweepResult:
         study.optimize(_objective(cfg, names, _retention(cfg), sweep_dir), n_trials=remaining,
                        timeout=s.timeout_minutes * 60 if s.timeout_minutes else None,
                        callbacks=[optuna.study.MaxTrialsCallback(s.trials, states=FINISHED)] if s.trials else [],
-                       catch=(trainer.TrainingDiverged,), gc_after_trial=True, show_progress_bar=not quiet)
+                       catch=(engine.TrainingDiverged,), gc_after_trial=True, show_progress_bar=not quiet)
     return summarise(cfg, study, names, sweep_dir)
 
 

@@ -20,16 +20,20 @@ none. Dropout on CPU keeps a mask as large as its input (on CUDA one byte per el
 from __future__ import annotations
 
 import functools
-import math
-import os
 from dataclasses import asdict, dataclass, field
 
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM
 
-from ..config import Config
+from .. import methods
+from ..config import Config, DropoutConfig, MethodConfig, ModelConfig
+from ..core import models
+from ..core.models import DTYPES
 from ..core.precision import choose as choose_precision
 from ..core.precision import matmul_flops_per_s
 from ..errors import ModelError
+from ..methods.adapter import decoder_layers
+from .batching import accumulation
 
 # The projections of a Llama-style decoder layer and the side of the layer each belongs to.
 PROJECTIONS = {"q_proj": "attention", "k_proj": "attention", "v_proj": "attention", "o_proj": "attention",
@@ -83,6 +87,7 @@ class Counts:
     lora_ranks: dict[str, int] = field(default_factory=dict)  # projection name → rank
     out_features: dict[str, int] = field(default_factory=dict)  # projection name → output width
     dora: bool = False
+    scaled: dict[str, str] = field(default_factory=dict)  # projection → "input" or "output": IA3's learned scaling
     bottleneck: int = 0  # adapter width
     prefix: int = 0  # virtual tokens
 
@@ -114,21 +119,11 @@ def shape_of(cfg: Config, trained_per_row: int | None = None) -> Shape:
     t, length = cfg.training, cfg.data.max_length
     examples = t.batch_size if t.batching == "fixed" else max(1, t.max_tokens // length)
     rows, seq_len = (1, max(t.max_tokens, length)) if t.packing else (examples, length)
-    if t.effective_batch_tokens:
-        accumulation = math.ceil(t.effective_batch_tokens / (rows * seq_len))
-    elif t.effective_batch_examples:
-        accumulation = math.ceil(t.effective_batch_examples / examples)
-    else:
-        accumulation = t.gradient_accumulation
     kept = seq_len - 1 if trained_per_row is None else min(seq_len - 1, examples * trained_per_row)
-    return Shape(rows, seq_len, kept, max(1, accumulation))
+    return Shape(rows, seq_len, kept, accumulation(t, rows * seq_len, examples))
 
 
 def _hf_config(cfg: Config):
-    from transformers import AutoConfig
-
-    from ..core import models
-
     resolved = models.resolve(cfg.model.spec)
     try:
         return AutoConfig.from_pretrained(resolved.location, revision=cfg.model.revision,
@@ -139,23 +134,17 @@ def _hf_config(cfg: Config):
 
 @functools.lru_cache(maxsize=32)
 def _arch_and_counts(model_json: str, method_json: str, l2sp: bool) -> tuple[Arch, Counts]:
-    from transformers import AutoModelForCausalLM
-
-    from ..config import MethodConfig, ModelConfig
-    from ..core.models import DTYPES
-    from . import methods
-    from .adapters import _decoder_layers
-
     model_cfg, method = ModelConfig.model_validate_json(model_json), MethodConfig.model_validate_json(method_json)
     hf_config = _hf_config(Config(model=model_cfg))
     arch = Arch.of(hf_config)
-    counted = method.model_copy(update={"name": "lora"}) if method.name == "qlora" else method
+    facts = methods.get(method.name)
+    counted = method.model_copy(update={"name": facts.plan_as}) if facts.plan_as else method
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(hf_config, dtype=DTYPES[model_cfg.dtype],
                                                  trust_remote_code=model_cfg.trust_remote_code)
         base = {id(p) for p in model.parameters()}
-        model = methods.apply(model, counted)
-    linear = [(name.split("."), m) for name, m in _decoder_layers(model)[0].named_modules()
+        model = methods.apply(model, counted, DropoutConfig())
+    linear = [(name.split("."), m) for name, m in decoder_layers(model)[0].named_modules()
               if isinstance(m, torch.nn.Linear)]
     projection = [next((p for p in parts if p in PROJECTIONS), None) for parts, _ in linear]
     missing = set(PROJECTIONS) - set(projection)
@@ -166,12 +155,14 @@ def _arch_and_counts(model_json: str, method_json: str, l2sp: bool) -> tuple[Arc
     out = {p: m.out_features for p, (parts, m) in zip(projection, linear)
            if p and not {"lora_A", "lora_B"} & set(parts)}
     bottleneck = next((m.out_features for parts, m in linear if parts[-2:] == ["adapter", "down"]), 0)
+    scaled = {p: "input" if m.is_feedforward else "output" for name, m in decoder_layers(model)[0].named_modules()
+              if hasattr(m, "ia3_l") for p in name.split(".") if p in PROJECTIONS}
     params = list(model.parameters())
     counts = methods.count_parameters(model)
     head = model.get_output_embeddings().weight
     anchored = [p for p in params if id(p) in base and p.requires_grad and p.ndim >= 2]
     weight_bytes = sum(p.numel() * p.element_size() for p in params)
-    if method.name == "qlora":  # base projection weights stored in 4 bits instead of the model's dtype
+    if facts.quantized_base:  # base projection weights stored in 4 bits instead of the model's dtype
         base_linear = arch.layers * sum(m.weight.numel() for parts, m in linear
                                         if not {"lora_A", "lora_B"} & set(parts))
         weight_bytes -= int(base_linear * (DTYPES[model_cfg.dtype].itemsize - NF4_BYTES))
@@ -182,10 +173,10 @@ def _arch_and_counts(model_json: str, method_json: str, l2sp: bool) -> tuple[Arc
         largest_anchored_bytes=max((p.numel() * p.element_size() for p in anchored), default=0) if l2sp else 0,
         layer_linear=sum(m.weight.numel() for _, m in linear),
         layer_trainable_linear=sum(m.weight.numel() for _, m in linear if m.weight.requires_grad),
-        head=head.numel(), base_trainable=method.name == "full", tied=head is model.get_input_embeddings().weight,
+        head=head.numel(), base_trainable=facts.trains_base, tied=head is model.get_input_embeddings().weight,
         head_trainable=head.requires_grad,
         lora_ranks=ranks, out_features=out,
-        dora=method.name == "dora", bottleneck=bottleneck,
+        dora=method.name == "dora", scaled=scaled, bottleneck=bottleneck,
         prefix=method.prefix.num_virtual_tokens if method.name == "prefix" else 0)
 
 
@@ -225,7 +216,8 @@ def layer_activations(arch: Arch, counts: Counts, shape: Shape, cfg: Config, dev
     def inputs(names: tuple[str, ...], features: int, in_bytes: int) -> int:
         """What projections reading one shared input keep: the input itself where a weight gradient needs it
         (one 16-bit copy per projection under autocast), LoRA's dropout masks and dropped inputs, LoRA B's input,
-        and DoRA's weight-norm terms."""
+        DoRA's weight-norm terms, and what IA3's scaling vectors need for their gradient (the input scaled, or the
+        output)."""
         total, shared = 0, False
         cast = 2 if autocast and in_bytes == 4 else 0
         for name in names:
@@ -241,6 +233,10 @@ def layer_activations(arch: Arch, counts: Counts, shape: Shape, cfg: Config, dev
                 total += mm * T * rank
             if rank and counts.dora:
                 total += mm * features * (features + rank) + 2 * mm * T * counts.out_features[name]
+            if counts.scaled.get(name) == "input":
+                total += in_bytes * T * features
+            elif counts.scaled.get(name) == "output":
+                total += mm * T * counts.out_features[name]
         return total
 
     if _math_attention(cfg, device):  # q, repeated k and v, then softmax output, dropout mask and dropped probs
@@ -270,7 +266,8 @@ def first_layer_savings(arch: Arch, counts: Counts, shape: Shape, cfg: Config, d
     if counts.base_trainable or cfg.training.gradient_checkpointing:
         return 0, 0
     T, h = shape.tokens, arch.hidden
-    frozen_attention = not counts.prefix and not {"q_proj", "k_proj", "v_proj"} & counts.lora_ranks.keys()
+    frozen_attention = not counts.prefix and not {"q_proj", "k_proj", "v_proj"} & (
+        counts.lora_ranks.keys() | counts.scaled.keys())
     copied = ("q_proj", "k_proj", "v_proj", *(("o_proj",) if frozen_attention else ()))
     in_features = {"o_proj": arch.heads * arch.head_dim}
     copies = sum(2 * counts.out_features[p] * in_features.get(p, h) for p in copied) if _autocast(cfg) else 0
@@ -405,67 +402,3 @@ def _has_bitsandbytes() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("bitsandbytes") is not None
-
-
-# ---- the engine's hooks ----------------------------------------------------------------------------------------
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD_BYTES = 256 * 1024
-
-
-def return_freed_memory() -> bool:
-    """On CPU under glibc, serve every allocation of 256 KiB or more (every activation-sized tensor) by mmap, so
-    that what a step frees goes back to the system at once instead of staying in a heap that fragments. With
-    glibc's default (a threshold that grows to 32 MiB) a training process holds 20–75% more resident memory than
-    this plan estimates; with this setting it holds what the plan estimates — but every step faults its memory
-    in anew (LoRA on the embedded model, 2 CPU cores: 3.5 instead of 1.9 s per step). For memory-tight CPU runs:
-    call once before the model is loaded; True when it took effect."""
-    import ctypes
-    import sys
-
-    if torch.cuda.is_available() or not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
-
-
-def memory_budget() -> int:
-    """Memory a training run may still take, in bytes: free CUDA memory on GPU, MemAvailable on CPU."""
-    if torch.cuda.is_available():
-        return torch.cuda.mem_get_info()[0]
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def fits(cfg: Config, budget_bytes: int, *, trained_per_row: int | None = None, loaded: bool = False) -> bool:
-    """Whether a run of `cfg` is estimated to fit in `budget_bytes` (`memory_budget()`: what the process may
-    still take). With `loaded`, the model's weights are in memory already and left out of the estimate."""
-    est = estimate(cfg, trained_per_row=trained_per_row, timed=False)
-    return est.peak_bytes - (est.memory_bytes["weights"] if loaded else 0) <= budget_bytes
-
-
-def suggest_max_tokens(cfg: Config, budget_bytes: int, *, trained_per_row: int | None = None,
-                       loaded: bool = False) -> int:
-    """The largest `training.max_tokens` up to the configured one — a whole number of max_length examples — whose
-    run is estimated to fit in `budget_bytes` (as in `fits`); 0 when not even one example fits."""
-    if cfg.training.batching != "token_budget":
-        raise ValueError("suggest_max_tokens is for token-budget batching")
-    length, configured = cfg.data.max_length, cfg.training.max_tokens
-
-    def fits_with(tokens: int) -> bool:
-        trial = cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_tokens": tokens})})
-        return fits(trial, budget_bytes, trained_per_row=trained_per_row, loaded=loaded)
-
-    if fits_with(configured):
-        return configured
-    low, high = 0, configured // length  # examples per micro-batch: low fits (or is 0), high does not
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if fits_with(middle * length) else (low, middle)
-    return low * length

@@ -19,9 +19,10 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import Config, SafetyConfig
-from ..data.audit.bias import detect, lexicon
-from ..data.records import Dataset, Record
+from ..config import BalanceConfig, Config
+from ..core.files import write_json
+from .audit.bias import detect, lexicon
+from .records import Dataset, Record
 
 log = logging.getLogger(__name__)
 
@@ -156,37 +157,35 @@ def cell_counts(groups: list[str | None], labels: list[str | None], weights: lis
     return dict(sorted(counts.items()))
 
 
-def balance(records: list[Record], cfg: SafetyConfig, seed: int) -> tuple[list[Record], dict]:
-    """The records balanced as configured (`safety.counterfactual` first, then `safety.balance`), and a report
+def balance(records: list[Record], cfg: BalanceConfig, attribute: str, seed: int) -> tuple[list[Record], dict]:
+    """The records balanced as configured (`data.balance.counterfactual` first, then `data.balance.strategy`), and a report
     of the (group, label) cells before and after. Reweighting stores each weight under ``meta.weight``."""
     if cfg.counterfactual:
         records = augment(records, swap_table(cfg.swap_lexicon))
-    groups = groups_of(records, cfg.group_attribute)
+    groups = groups_of(records, attribute)
     labels = [r.label for r in records]
-    report = {"attribute": cfg.group_attribute, "method": cfg.balance, "counterfactual": cfg.counterfactual,
+    report = {"attribute": attribute, "method": cfg.strategy, "counterfactual": cfg.counterfactual,
               "records": len(records), "with_group": sum(g is not None for g in groups),
               "cells_before": cell_counts(groups, labels)}
-    if cfg.balance == "reweight":
+    if cfg.strategy == "reweight":
         weights = reweight(groups, labels)
         records = [replace(r, meta={**r.meta, "weight": w}) for r, w in zip(records, weights)]
         report["cells_after"] = cell_counts(groups, labels, weights)
-    elif cfg.balance == "resample":
+    elif cfg.strategy == "resample":
         records = resample(records, groups, seed)
-        report["cells_after"] = cell_counts(groups_of(records, cfg.group_attribute), [r.label for r in records])
+        report["cells_after"] = cell_counts(groups_of(records, attribute), [r.label for r in records])
     report["records_after"] = len(records)
     return records, report
 
 
 def for_training(parts: dict[str, Dataset], config: Config, run_dir: str | Path) -> dict[str, Dataset]:
-    """Training's hook after the split (and augmentation): the train part balanced as `safety.balance` and
-    `safety.counterfactual` say, with the report written to <run_dir>/data/balance.json. Reweighted records carry
+    """Training's data transform after the split (and augmentation): the train part balanced as `data.balance`
+    says, with the report written to <run_dir>/data/balance.json. Reweighted records carry
     meta.weight, which the trainer's loss reads."""
-    from ..core.files import write_json
-
     train = parts["train"]
-    records, report = balance(train.records, config.safety, config.run.seed)
+    records, report = balance(train.records, config.data.balance, config.data.group_attribute, config.run.seed)
     write_json(Path(run_dir) / "data" / "balance.json", report)
-    log.info("balance (%s, counterfactual %s): %d -> %d training records, %d with a %s group", config.safety.balance,
-             config.safety.counterfactual, len(train), len(records), report["with_group"],
-             config.safety.group_attribute)
+    log.info("balance (%s, counterfactual %s): %d -> %d training records, %d with a %s group",
+             config.data.balance.strategy, config.data.balance.counterfactual, len(train), len(records),
+             report["with_group"], config.data.group_attribute)
     return {**parts, "train": Dataset(records, train.format, f"{train.source}+balanced")}

@@ -7,7 +7,7 @@ PIP   := $(PY) -m pip install --quiet --disable-pip-version-check
 # Debian packages some suites use: Chromium renders the report, Apertium back-translates, WordNet feeds synonyms.
 SYSTEM_PACKAGES := chromium apertium apertium-eng-spa wordnet-base
 
-.PHONY: demo demo-full test test-fast system venv
+.PHONY: demo demo-full test test-fast lint format system venv
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
@@ -33,3 +33,11 @@ test: $(STAMP) system   # two workers, one file each at a time
 
 test-fast: $(STAMP)   # no real model, no spawned processes
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m "not slow and not processes"
+
+lint: $(STAMP)        # ruff: lint and formatting (120 columns), as CI checks them
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: $(STAMP)      # apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench

@@ -1,14 +1,13 @@
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from deftune import config, data
+from deftune.cli import app
 from deftune.core.precision import choose as choose_precision
 from deftune.errors import ModelError, RunError
 from deftune.evaluate import evaluate
-from deftune.evaluate.command import evaluate_command
 from deftune.train.recipe import train
 from tests.helpers import TOPICS, write_jsonl
 
@@ -83,14 +82,12 @@ def test_a_model_spec_is_evaluated_alone_on_generation_data(tmp_path, tiny_model
 
 
 def test_command_user_errors_and_review_import(tmp_path, tiny_run):
-    app = typer.Typer()
-    app.command()(evaluate_command)
-    result = CliRunner().invoke(app, ["./no/such/model", "--quiet"])
+    result = CliRunner().invoke(app, ["evaluate", "./no/such/model", "--quiet"])
     assert isinstance(result.exception, ModelError)
     review = tiny_run / "evaluate" / "review.jsonl"
     rows = [json.loads(line) for line in review.read_text().splitlines()]
     filled = write_jsonl(tmp_path / "ann.jsonl", [{**r, "reviewer": "ann", "label": "wrong_label"} for r in rows])
-    result = CliRunner().invoke(app, [str(tiny_run), "--review", str(filled), "--quiet"])
+    result = CliRunner().invoke(app, ["evaluate", str(tiny_run), "--review", str(filled), "--quiet"])
     assert result.exit_code == 0, result.output
     imported = json.loads((tiny_run / "evaluate" / "review_import.json").read_text())
     assert imported["reviewers"] == ["ann"] and imported["examples"] == len(rows)

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from deftune.errors import ConfigError, ModelError
-from deftune.methods.adapter import (
+from deftune.methods._bottleneck import (
     AdapterWrapper,
     BottleneckAdapter,
     BottleneckConfig,

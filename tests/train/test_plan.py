@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-import typer
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from typer.testing import CliRunner
 
 from deftune import config, methods
+from deftune.cli import app
 from deftune.core import models
 from deftune.errors import ModelError
 from deftune.plan import compare as plan_compare
-from deftune.plan.command import plan_command
 from deftune.plan.measure import _optimizer, synthetic_batch
 from deftune.train import estimate as plan
 from deftune.train import memory, recipe
@@ -318,10 +317,8 @@ def test_worker_measures_a_configuration(small_vocab_model):
 @pytest.mark.processes
 def test_plan_command_writes_plan_json(tmp_path, tiny_model):
     data = classification_file(tmp_path / "topics.jsonl")
-    app = typer.Typer()
-    app.command()(plan_command)
-    result = CliRunner().invoke(app, [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}",
-                                      "run.name=p", "--quiet"])
+    result = CliRunner().invoke(app, ["plan", f"model.spec={tiny_model}", f"data.path={data}",
+                                      f"run.root={tmp_path}", "run.name=p", "--quiet"])
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "p" / "plan" / "plan.json").read_text())
     (row,) = written["configurations"]

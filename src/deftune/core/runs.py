@@ -11,6 +11,8 @@ from pathlib import Path
 from .. import config as config_mod
 from ..config import Config
 from ..errors import RunError
+from ..methods import load_onto
+from . import models
 from .files import write_atomic, write_json
 from .precision import hardware
 
@@ -58,8 +60,6 @@ def load_config(run_dir: str | Path) -> Config:
 def load_trained(run_dir: str | Path):
     """The fine-tuned model of a run and its tokenizer: the base model with the run's adapter, or its full model.
     Returns (model, tokenizer, config)."""
-    from . import models
-
     cfg = load_config(run_dir)
     train_dir = Path(run_dir) / "train"
     if (train_dir / "model" / "config.json").is_file():
@@ -69,8 +69,6 @@ def load_trained(run_dir: str | Path):
     adapter = train_dir / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise RunError(f"{run_dir}: the run has no trained model yet (no train/adapter or train/model)")
-    from ..methods import load_onto
-
     base, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
                                   trust_remote_code=cfg.model.trust_remote_code)
     return load_onto(base, adapter), tokenizer, cfg

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 from ..config import DataConfig
+from ..core.topics import fit_topics
 from ..errors import DataError
 from . import demo
-from .records import Dataset, Record, load_file
+from .records import Dataset, Record, content, load_file
 from .render import Rendered, Renderer
 from .split import split
 
@@ -82,9 +83,6 @@ def _held_out(parts: dict[str, list[Record]], cfg: DataConfig, seed: int) -> set
     records = [r for part in parts.values() for r in part]
     field, _, value = cfg.split.hold_out.partition("=")
     if field == "topic":
-        from ..core.topics import fit_topics
-        from .records import content
-
         fitted = fit_topics([content(r) for r in records], cfg.audit, seed)
         if isinstance(fitted, str) or not value.isdigit() or int(value) >= len(fitted.keywords):
             found = fitted if isinstance(fitted, str) else f"topics are 0 to {len(fitted.keywords) - 1}"

@@ -12,6 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.files import csv_rows, jsonl_rows, write_jsonl
+from ..data.audit.agreement import (
+    krippendorff_alpha,
+    pairwise_cohen,
+    ratings,
+    value_counts,
+)
 from ..errors import DataError
 
 CATEGORIES = ("wrong_label", "invalid_format", "empty", "repetition", "refusal", "over_long", "truncated_input",
@@ -145,13 +151,6 @@ def import_review(paths: list[str | Path]) -> dict:
 def _agreement(table: list[list[str | None]]) -> dict | None:
     """Reviewer agreement with the data audit's statistics: nominal Krippendorff's alpha and pairwise Cohen's
     kappa (reviewers as annotators, examples as records)."""
-    from ..data.audit.agreement import (
-        krippendorff_alpha,
-        pairwise_cohen,
-        ratings,
-        value_counts,
-    )
-
     if not table or len(table[0]) < 2:
         return None
     matrix, categories = ratings(table)

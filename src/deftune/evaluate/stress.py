@@ -25,6 +25,7 @@ import numpy as np
 
 from ..config import EvaluationConfig
 from ..core import bootstrap
+from ..core.resources import cache_dir
 from ..data.records import Record
 from .metrics import expected_calibration_error
 
@@ -118,8 +119,6 @@ def wordnet_reader(wordnet_dir: str):
 
     import nltk.data
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    from ..core.resources import cache_dir
 
     source = Path(wordnet_dir).resolve()
     root = cache_dir() / "wordnet"

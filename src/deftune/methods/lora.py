@@ -4,7 +4,6 @@ each column's magnitude, QLoRA trains LoRA on a 4-bit base. They share the `meth
 from __future__ import annotations
 
 from pydantic import Field
-from torch import nn
 
 from ..errors import ConfigError
 from ..settings import Section
@@ -26,6 +25,8 @@ def is_attention_path(name: str) -> bool:
 
 def target_lora_dropout(model, dropout) -> None:
     """LoRA dropout at `dropout.attention_modules` on attention projections and `mlp_modules` elsewhere."""
+    from torch import nn
+
     for name, module in model.named_modules():
         dropouts = getattr(module, "lora_dropout", None)
         if not isinstance(dropouts, nn.ModuleDict):

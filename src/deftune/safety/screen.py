@@ -18,6 +18,8 @@ from functools import cached_property
 from pathlib import Path
 
 from ..config import SafetyConfig
+from ..core.files import check_path, jsonl_rows, text_lines
+from ..errors import DataError, ModelError
 from . import pii
 
 BLOCKLIST: dict[str, list[str]] = {
@@ -154,8 +156,9 @@ class GuardModel:
     codes such as ``S1``) to the conversation rendered by its chat template, as Llama Guard does."""
 
     def __init__(self, path: str, max_new_tokens: int = 10):
-        from ..core import models
-        from ..errors import ModelError
+        from ..core import (
+            models,  # the model stack loads only when a guard model is configured
+        )
 
         if not (Path(path) / "config.json").is_file():
             raise ModelError(f"{path}: guard model must be a local Hugging Face model folder",
@@ -223,9 +226,6 @@ class Screen:
 def read_texts(path: str | Path) -> list[tuple[str, str]]:
     """(id, text) items of a file to screen: JSONL records with a ``text`` field (``id`` optional; ``.jsonl`` or
     ``.json``), otherwise plain text with one item per non-empty line. Ids default to the line number."""
-    from ..core.files import check_path, jsonl_rows, text_lines
-    from ..errors import DataError
-
     path = Path(path)
     check_path(path)
     if path.suffix.lower() not in (".jsonl", ".json"):

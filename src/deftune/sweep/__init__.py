@@ -1,2 +1,1 @@
-"""Hyperparameter sweeps: an Optuna study over training runs (`study`), and `deftune sweep` (`command`, which
-starts without importing Optuna)."""
+"""Hyperparameter sweeps: an Optuna study over training runs (`study`); `deftune sweep` is deftune.cli.sweep."""

@@ -32,7 +32,6 @@ from ..core.models import DTYPES
 from ..core.precision import choose as choose_precision
 from ..core.precision import matmul_flops_per_s
 from ..errors import ModelError
-from ..methods.adapter import decoder_layers
 from .batching import accumulation
 
 # The projections of a Llama-style decoder layer and the side of the layer each belongs to.
@@ -144,7 +143,7 @@ def _arch_and_counts(model_json: str, method_json: str, l2sp: bool) -> tuple[Arc
                                                  trust_remote_code=model_cfg.trust_remote_code)
         base = {id(p) for p in model.parameters()}
         model = methods.apply(model, counted, DropoutConfig())
-    linear = [(name.split("."), m) for name, m in decoder_layers(model)[0].named_modules()
+    linear = [(name.split("."), m) for name, m in model.get_decoder().layers[0].named_modules()
               if isinstance(m, torch.nn.Linear)]
     projection = [next((p for p in parts if p in PROJECTIONS), None) for parts, _ in linear]
     missing = set(PROJECTIONS) - set(projection)
@@ -155,7 +154,7 @@ def _arch_and_counts(model_json: str, method_json: str, l2sp: bool) -> tuple[Arc
     out = {p: m.out_features for p, (parts, m) in zip(projection, linear)
            if p and not {"lora_A", "lora_B"} & set(parts)}
     bottleneck = next((m.out_features for parts, m in linear if parts[-2:] == ["adapter", "down"]), 0)
-    scaled = {p: "input" if m.is_feedforward else "output" for name, m in decoder_layers(model)[0].named_modules()
+    scaled = {p: "input" if m.is_feedforward else "output" for name, m in model.get_decoder().layers[0].named_modules()
               if hasattr(m, "ia3_l") for p in name.split(".") if p in PROJECTIONS}
     params = list(model.parameters())
     counts = methods.count_parameters(model)

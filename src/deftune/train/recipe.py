@@ -23,6 +23,7 @@ from transformers.trainer_callback import PrinterCallback
 from .. import data, methods
 from ..config import Config
 from ..core import models, runs
+from ..core.artifacts import ResultArtifact
 from ..core.files import write_json
 from ..core.precision import Precision
 from ..core.precision import choose as choose_precision
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
+    """What a training run did; written as result.json through core.artifacts.ResultArtifact."""
     run_dir: str
     output_dir: str  # the adapter (PEFT-style folder) or the full model (safetensors)
     method: str
@@ -159,8 +161,8 @@ def run_once(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, hooks: 
     output_dir = "" if hooks.abandoned() else save(trainer, cfg, tokenizer, examples, terms, folder)
     result = record(cfg, folder, trainer, examples, setup, output_dir, final, plan, memory_plan, compute, budget,
                     estimated, round(time.monotonic() - started, 1))
-    if trainer.args.process_index == 0:
-        write_json(folder.out / "result.json", result.to_json())
+    if trainer.args.process_index == 0:  # through the typed artifact the report reads: writer and reader agree
+        ResultArtifact.model_validate(result.to_json()).write(folder.out / "result.json")
     return result
 
 

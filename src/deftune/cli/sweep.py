@@ -1,35 +1,30 @@
 """`deftune sweep [CONFIG] [key=value ...]`: hyperparameter search with Optuna; prints the trials and the best
-config. Kept apart from study.py so that the CLI starts without importing Optuna."""
+config."""
 
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
 
-import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console()
+from . import common
+from .common import console
 
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def sweep_command(
-        args: Optional[list[str]] = typer.Argument(None, help="CONFIG then key=value overrides", show_default=False),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
+def sweep(args: list[str] | None = common.ARGS,
+          quiet: bool = common.QUIET):
     """Search hyperparameters (the `sweep` section) for the best composite validation score. Run it again with the
     same run.name to continue a stopped sweep, or in several places at once (one sweep.storage) to share it."""
-    from pathlib import Path
+    from ..sweep import study
 
-    from ..cli import _config, _quiet
-    from . import study as sweep
-
-    cfg = _config(args)
-    _quiet(quiet)
-    result = sweep.sweep(cfg, quiet=quiet)
+    cfg = common.config(args)
+    common.quiet(quiet)
+    result = study.sweep(cfg, quiet=quiet)
     table = Table(title=escape(f"study {result.study} ({result.storage})"))
     columns = ["number", "state", "composite", "task_score", "retention_drop", "validation_loss", *result.params]
     for column in columns:

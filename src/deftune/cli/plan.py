@@ -4,18 +4,19 @@ writes <run>/plan/plan.json and prints a table (and, with --compare, the seed gu
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..core.files import write_json
-from . import compare as plan_compare
-from .compare import Plan, Row, label
+from . import common
+from .common import console
 
-console = Console()
+if TYPE_CHECKING:  # the plan loads models (transformers): only when the command runs
+    from ..plan.compare import Plan, Row
+
 MIB = 2**20
 VERDICT_STYLES = {"holds": "green", "does not hold": "bold red"}
 
@@ -45,6 +46,8 @@ def _measured_cells(row: Row) -> list[str]:
 
 
 def _single(result: Plan) -> Table:
+    from ..plan.compare import label
+
     row = result.rows[0]
     est = row.estimate
     table = Table(title=escape(f"plan: {result.cfg.model.spec}, {label(est)}, {est.shape['rows']} × "
@@ -70,9 +73,11 @@ def _single(result: Plan) -> Table:
 
 
 def _compare(result: Plan) -> Table:
+    from ..plan.compare import label, savings
+
     measured = any(r.measured for r in result.rows)
-    saved = plan_compare.savings(result.rows, measured=False)
-    saved_measured = plan_compare.savings(result.rows, measured=True) if measured else {}
+    saved = savings(result.rows, measured=False)
+    saved_measured = savings(result.rows, measured=True) if measured else {}
     first = result.rows[0].estimate
     table = Table(title=escape(f"plan --compare: {result.cfg.model.spec}, {first.shape['rows']} × "
                                f"{first.shape['seq_len']} tokens per micro-batch ({result.device})"))
@@ -92,31 +97,33 @@ def _compare(result: Plan) -> Table:
 
 
 def _claims(result: Plan) -> Table:
+    from ..plan.compare import seed_claims
+
     table = Table(title="the seed guide's efficiency claims")
     for column in ("claim", "here", "verdict", "basis"):
         table.add_column(column, justify="right" if column == "here" else "left")
-    for claim in plan_compare.seed_claims(result.rows):
+    for claim in seed_claims(result.rows):
         style = VERDICT_STYLES[claim["verdict"]]
         table.add_row(escape(claim["claim"]), f"{claim['value_pct']:.1f}%", f"[{style}]{claim['verdict']}[/]",
                       escape(claim["basis"]))
     return table
 
 
-def plan_command(
-        args: Optional[list[str]] = typer.Argument(None, help="CONFIG then key=value overrides", show_default=False),
-        compare: bool = typer.Option(False, "--compare", help="every method × fp32/bf16 × checkpointing off/on, "
-                                                              "set against the seed guide's efficiency table"),
-        measure: bool = typer.Option(False, "--measure", help="also run a few steps of each configuration, each in a "
-                                                              "fresh process, and record peak memory and step time"),
-        steps: int = typer.Option(3, "--steps", min=2, help="optimizer steps per measured configuration"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
+def plan(args: list[str] | None = common.ARGS,
+         compare: bool = typer.Option(False, "--compare", help="every method × fp32/bf16 × checkpointing off/on, "
+                                                               "set against the seed guide's efficiency table"),
+         measure: bool = typer.Option(False, "--measure", help="also run a few steps of each configuration, each in "
+                                                               "a fresh process, and record peak memory and step "
+                                                               "time"),
+         steps: int = typer.Option(3, "--steps", min=2, help="optimizer steps per measured configuration"),
+         quiet: bool = common.QUIET):
     """Estimate memory and compute before training: parameters, weights, gradients, optimizer states, activations
     (per layer, with and without gradient checkpointing), FLOPs and time per step."""
-    from ..cli import _config, _quiet
     from ..core import runs
+    from ..plan import compare as plan_compare
 
-    cfg = _config(args)
-    _quiet(quiet)
+    cfg = common.config(args)
+    common.quiet(quiet)
     run_dir = runs.prepare(cfg, "plan", overwrite=True)
     status = None if quiet else console.status("planning")
     with status or contextlib.nullcontext():
@@ -136,4 +143,3 @@ def plan_command(
                       "returned to the system at once; 'glibc default' is the same run with glibc's allocator as "
                       "is, whose heap keeps freed memory (and the step times).", highlight=False)
     console.print(f"written to {escape(str(path))}", highlight=False)
-

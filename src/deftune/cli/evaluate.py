@@ -1,18 +1,17 @@
-"""The `deftune evaluate` command (registered by deftune.cli): parse, call `evaluate`, print the headline table."""
+"""`deftune evaluate RUN_OR_MODEL [CONFIG] [key=value ...] [--data FILE] [--review FILE ...]`: evaluate, print the
+headline table."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..core.files import write_json
-
-console = Console()
+from . import common
+from .common import console
 
 
 def _figure(interval: dict | None) -> str:
@@ -61,33 +60,27 @@ def _print(result, report: dict) -> None:
     console.print(f"[bold green]results in[/] {Path(result.out_dir) / 'eval.json'} ({result.seconds:.0f} s)")
 
 
-def evaluate_command(
-        target: str = typer.Argument(..., metavar="RUN_OR_MODEL",
-                                     help="a run folder (base vs fine-tuned side by side) or a model spec"),
-        overrides: Optional[list[str]] = typer.Argument(None, metavar="KEY=VALUE", show_default=False,
-                                                        help="config overrides, e.g. evaluation.max_examples=100"),
-        data: Optional[str] = typer.Option(None, "--data", help="records to evaluate on (default: the run's test "
-                                                                "split, or the config's for a model spec)"),
-        config: Optional[str] = typer.Option(None, "--config", "-c",
-                                             help="YAML config; for a run only its evaluation section applies"),
-        review: Optional[list[str]] = typer.Option(None, "--review", help="import reviewed error files "
-                                                                          "(review.csv/jsonl filled in) instead"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier evaluate/ in the run folder"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
+def evaluate(target: str = typer.Argument(..., metavar="RUN_OR_MODEL",
+                                          help="a run folder (base vs fine-tuned side by side) or a model spec"),
+             args: list[str] | None = common.ARGS,
+             data: str | None = typer.Option(None, "--data", help="records to evaluate on (default: the run's "
+                                                                     "test split, or the config's for a model spec)"),
+             review: list[str] | None = typer.Option(None, "--review", help="import reviewed error files "
+                                                                               "(review.csv/jsonl filled in) instead"),
+             overwrite: bool = common.overwrite("evaluate"),
+             quiet: bool = common.QUIET):
     """Evaluate a fine-tuned run against its base model (or one model): metrics with CIs, slices, errors, stress
-    suites and retention, written to <run>/evaluate/eval.json."""
-    from .. import config as config_mod
-    from ..cli import _quiet
-    from . import errors
-    from .runner import evaluate
+    suites and retention, written to <run>/evaluate/eval.json. For a run folder only the config's evaluation
+    section applies."""
+    from ..evaluate import errors, runner
 
-    _quiet(quiet)
+    common.quiet(quiet)
     if review:
         found = errors.import_review(review)
         if (Path(target) / "evaluate").is_dir():
             write_json(Path(target) / "evaluate" / "review_import.json", found)
         console.print_json(data=found)
         return
-    cfg = config_mod.load(config, overrides or []) if (config or overrides) else None
-    result = evaluate(target, data_path=data, cfg=cfg, overwrite=overwrite)
+    cfg = common.config(args) if args else None
+    result = runner.evaluate(target, data_path=data, cfg=cfg, overwrite=overwrite)
     _print(result, json.loads((Path(result.out_dir) / "eval.json").read_text(encoding="utf-8")))

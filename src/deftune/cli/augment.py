@@ -1,17 +1,16 @@
-"""`deftune augment DATA [key=value ...] [--config C]`: vary the training part of DATA's split (the split training
-uses: `data.validation_path`/`data.test_path`, else the seeded split), write <run>/augment/accepted.jsonl,
+"""`deftune augment DATA [CONFIG] [key=value ...]`: vary the training part of DATA's split (the split training uses:
+`data.validation_path`/`data.test_path`, else the seeded split), write <run>/augment/accepted.jsonl,
 rejected.jsonl and summary.json, and print the acceptance rates per method and filter."""
 
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from . import common
+from .common import console
 
 
 def _percent(rate: float | None) -> str:
@@ -36,22 +35,18 @@ def summarise(summary: dict) -> Table:
     return table
 
 
-def augment_command(
-        data_path: str = typer.Argument(..., metavar="DATA", help="data file, folder or embedded:NAME"),
-        overrides: Optional[list[str]] = typer.Argument(None, metavar="KEY=VALUE", show_default=False,
-                                                        help="config overrides, e.g. data.augment.candidates=2"),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (model, data, data.augment)"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier augment/ in the run folder"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")):
+def augment(data_path: str = typer.Argument(..., metavar="DATA", help="data file, folder or embedded:NAME"),
+            args: list[str] | None = common.ARGS,
+            overwrite: bool = common.overwrite("augment"),
+            quiet: bool = common.QUIET):
     """Make meaning-preserving variants of the training records (back-translation, paraphrases by the base
     model), filtered. Only the training part of the split that training uses is varied; variants near a
     validation or test record are dropped."""
-    from ... import config as config_mod
-    from ... import data
-    from ...core import runs
-    from . import pipeline
+    from .. import data
+    from ..core import runs
+    from ..data.augment import pipeline
 
-    cfg = config_mod.load(config, overrides or [])
+    cfg = common.config(args)
     cfg.data.path = data_path
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     parts = data.load_splits(cfg.data, cfg.run.seed)

@@ -30,9 +30,11 @@ PEOPLE = ["He said", "She said", "The spokesman said", "The chairwoman said", "H
 
 
 def sentence(rng: random.Random, words: list[str]) -> str:
-    return (f"{rng.choice(OPENERS)} {rng.choice(ADJECTIVES)} {rng.choice(words)} {rng.choice(VERBS)} "
-            f"{rng.randint(2, 98)} {rng.choice(words)} {rng.choice(['after', 'before', 'despite', 'with'])} the "
-            f"{rng.choice(ADJECTIVES)} {rng.choice(words)}.")
+    return (
+        f"{rng.choice(OPENERS)} {rng.choice(ADJECTIVES)} {rng.choice(words)} {rng.choice(VERBS)} "
+        f"{rng.randint(2, 98)} {rng.choice(words)} {rng.choice(['after', 'before', 'despite', 'with'])} the "
+        f"{rng.choice(ADJECTIVES)} {rng.choice(words)}."
+    )
 
 
 def records(n: int, seed: int = 0) -> list[Record]:
@@ -67,8 +69,17 @@ def main() -> None:
     seconds, per_check = {}, {}
     for n in SIZES:
         seconds[str(n)], per_check[str(n)] = timed(n, cfg, tokenizer)
-    print(json.dumps({"seconds": seconds, "per_check": per_check, "cleanlab": False, "cpu_cores": os.cpu_count(),
-                      "unit": "seconds of audit() wall time, tokenizer already loaded"}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "per_check": per_check,
+                "cleanlab": False,
+                "cpu_cores": os.cpu_count(),
+                "unit": "seconds of audit() wall time, tokenizer already loaded",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

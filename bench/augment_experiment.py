@@ -34,7 +34,7 @@ from deftune.data import Record
 from deftune.data.augment import augment_split, write
 from deftune.data.records import to_row
 from deftune.evaluate import metrics
-from deftune.train import engine, recipe
+from deftune.train import recipe
 
 
 def _jsonl(path: Path, records) -> str:
@@ -49,8 +49,9 @@ def _predict(run_dir: Path, test, labels: list[str]) -> list[str | None]:
         return json.loads(cache.read_text())
     model, tokenizer, run_cfg = runs.load_trained(str(run_dir))
     renderer = data.renderer_for(tokenizer, run_cfg.data.model_copy(update={"labels": labels}))
-    answers = generate(model, tokenizer, [renderer.prompt_text(r) for r in test],
-                       DecodingSettings(max_new_tokens=8, batch_size=16))
+    answers = generate(
+        model, tokenizer, [renderer.prompt_text(r) for r in test], DecodingSettings(max_new_tokens=8, batch_size=16)
+    )
     predicted = [parse_label(a, labels) for a in answers]
     write_json(cache, predicted)
     return predicted
@@ -59,9 +60,10 @@ def _predict(run_dir: Path, test, labels: list[str]) -> list[str | None]:
 def _duplicated(train: list[Record], augmented: list[Record]) -> list[Record]:
     """The control arm: the original records plus, for each variant, a copy of its source record."""
     by_id = {r.id: r for r in train}
-    variants = augmented[len(train):]
-    return train + [dataclasses.replace(by_id[v.meta["augmentation"]["source_id"]], id=f"{v.id}~copy")
-                    for v in variants]
+    variants = augmented[len(train) :]
+    return train + [
+        dataclasses.replace(by_id[v.meta["augmentation"]["source_id"]], id=f"{v.id}~copy") for v in variants
+    ]
 
 
 def main() -> None:
@@ -77,8 +79,10 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
 
-    cfg = config_mod.load(None, [f"data.max_train_examples={args.train}",
-                                 f"data.max_validation_examples={args.validation}", *args.overrides])
+    cfg = config_mod.load(
+        None,
+        [f"data.max_train_examples={args.train}", f"data.max_validation_examples={args.validation}", *args.overrides],
+    )
     splits = data.load_splits(cfg.data, cfg.run.seed)
     test = random.Random(cfg.run.seed).sample(splits["test"].records, min(args.test, len(splits["test"])))
     labels = sorted({r.label for part in splits.values() for r in part.records})
@@ -94,8 +98,10 @@ def main() -> None:
         write(result, out / "augment")
     augment_s = time.monotonic() - started
 
-    files = {"validation": _jsonl(out / "validation.jsonl", splits["validation"].records),
-             "test": _jsonl(out / "test.jsonl", splits["test"].records)}
+    files = {
+        "validation": _jsonl(out / "validation.jsonl", splits["validation"].records),
+        "test": _jsonl(out / "test.jsonl", splits["test"].records),
+    }
     train = splits["train"].records
     arms = {"original": train, "duplicated": _duplicated(train, augmented), "augmented": augmented}
     gold = [r.label for r in test]
@@ -107,32 +113,60 @@ def main() -> None:
             run_dir = out / "runs" / f"{arm}-seed{seed}"
             result_file = run_dir / "train" / "result.json"
             if not result_file.exists():
-                overrides = [f"data.path={_jsonl(out / f'train-{arm}.jsonl', records)}",
-                             f"data.validation_path={files['validation']}", f"data.test_path={files['test']}",
-                             "data.max_train_examples=null", f"training.epochs={args.epochs}",
-                             f"run.root={out / 'runs'}", f"run.name={run_dir.name}", f"run.seed={seed}",
-                             *args.overrides]
+                overrides = [
+                    f"data.path={_jsonl(out / f'train-{arm}.jsonl', records)}",
+                    f"data.validation_path={files['validation']}",
+                    f"data.test_path={files['test']}",
+                    "data.max_train_examples=null",
+                    f"training.epochs={args.epochs}",
+                    f"run.root={out / 'runs'}",
+                    f"run.name={run_dir.name}",
+                    f"run.seed={seed}",
+                    *args.overrides,
+                ]
                 recipe.train(config_mod.load(None, overrides), overwrite=True, quiet=True)
             trained = json.loads(result_file.read_text())
-            scores[arm] = next(m for m in metrics.classification(gold, _predict(run_dir, test, labels), labels)
-                               if m.name == "macro_f1")
-            report[f"seed {seed}"][arm] = {"train_examples": len(records), "steps": trained["steps"],
-                                           "train_seconds": trained["seconds"],
-                                           "macro_f1": bootstrap.interval(scores[arm], **stats)}
+            scores[arm] = next(
+                m for m in metrics.classification(gold, _predict(run_dir, test, labels), labels) if m.name == "macro_f1"
+            )
+            report[f"seed {seed}"][arm] = {
+                "train_examples": len(records),
+                "steps": trained["steps"],
+                "train_seconds": trained["seconds"],
+                "macro_f1": bootstrap.interval(scores[arm], **stats),
+            }
         for other in ("original", "duplicated"):
             report[f"seed {seed}"][f"augmented_minus_{other}"] = bootstrap.paired(
-                scores[other], scores["augmented"], **stats)
-    means = {arm: round(float(np.mean([report[f"seed {s}"][arm]["macro_f1"]["value"] for s in args.seeds])), 4)
-             for arm in arms}
-    print(json.dumps({
-        "model": cfg.model.spec, "method": cfg.method.name, "data": cfg.data.path, "split_seed": cfg.run.seed,
-        "device": "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
-        "test_examples": len(test), "validation_examples": len(splits["validation"]), "epochs": args.epochs,
-        "augmentation": {"seconds": round(augment_s, 1), "reused": args.variants, "accepted": summary["accepted"],
-                         "candidates": summary["candidates"],
-                         "acceptance_rate": {m: s["acceptance_rate"] for m, s in summary["methods"].items()}},
-        "mean_macro_f1_over_seeds": means, "seeds": report,
-    }, indent=2))
+                scores[other], scores["augmented"], **stats
+            )
+    means = {
+        arm: round(float(np.mean([report[f"seed {s}"][arm]["macro_f1"]["value"] for s in args.seeds])), 4)
+        for arm in arms
+    }
+    print(
+        json.dumps(
+            {
+                "model": cfg.model.spec,
+                "method": cfg.method.name,
+                "data": cfg.data.path,
+                "split_seed": cfg.run.seed,
+                "device": "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
+                "test_examples": len(test),
+                "validation_examples": len(splits["validation"]),
+                "epochs": args.epochs,
+                "augmentation": {
+                    "seconds": round(augment_s, 1),
+                    "reused": args.variants,
+                    "accepted": summary["accepted"],
+                    "candidates": summary["candidates"],
+                    "acceptance_rate": {m: s["acceptance_rate"] for m, s in summary["methods"].items()},
+                },
+                "mean_macro_f1_over_seeds": means,
+                "seeds": report,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

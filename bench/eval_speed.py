@@ -52,36 +52,56 @@ def main() -> None:
     model, tokenizer = models.load(cfg.model.spec)
     splits = data.load_splits(cfg.data, cfg.run.seed)
     renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
-    prompts = [renderer.prompt_text(r) for r in splits["test"].records[:args.examples]]
+    prompts = [renderer.prompt_text(r) for r in splits["test"].records[: args.examples]]
     settings = DecodingSettings(max_new_tokens=cfg.evaluation.max_new_tokens, batch_size=args.batch_size)
     load_before = os.getloadavg()[0]
 
     benchmarks = list(cfg.evaluation.retention_benchmarks)
-    ev = cfg.evaluation.model_copy(update={"retention_questions": args.questions // len(benchmarks),
-                                           "perplexity_documents": 0})
+    ev = cfg.evaluation.model_copy(
+        update={"retention_questions": args.questions // len(benchmarks), "perplexity_documents": 0}
+    )
     compute = choose_precision(cfg.model.precision)
     with compute.autocast():
         batched, batched_s = _timed(lambda: generate_detailed(model, tokenizer, prompts, settings))
         single_settings = replace(settings, batch_size=1)
-        single, single_s = _timed(lambda: [generate_detailed(model, tokenizer, [p], single_settings)[0]
-                                           for p in prompts])
+        single, single_s = _timed(
+            lambda: [generate_detailed(model, tokenizer, [p], single_settings)[0] for p in prompts]
+        )
         _, prompt_s = _timed(lambda: _prompt_passes(model, tokenizer, prompts))
         measured, retention_s = _timed(lambda: retention.measure(model, tokenizer, ev, cfg.run.seed))
-    print(json.dumps({
-        "model": cfg.model.spec, "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
-        "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "precision": compute.name,
-        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-        "generation": {
-            "examples": len(prompts), "batch_size": args.batch_size, "max_new_tokens": settings.max_new_tokens,
-            "generated_tokens": sum(g.tokens for g in batched), "batched_s": round(batched_s, 2),
-            "one_at_a_time_s": round(single_s, 2), "speedup": round(single_s / batched_s, 2),
-            "prompt_pass_s": round(prompt_s, 2), "speedup_bound": round(single_s / prompt_s, 2),
-            "identical_outputs": sum(a.text == b.text for a, b in zip(batched, single)) / len(prompts)},
-        "retention": {
-            "questions": len(measured.metrics["all"].rows), "benchmarks": benchmarks,
-            "batch_size": ev.batch_size, "seconds": round(retention_s, 1), "under_3_minutes": retention_s < 180,
-            "accuracy": round(measured.metrics["all"].value, 4)},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "model": cfg.model.spec,
+                "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+                "torch_threads": torch.get_num_threads(),
+                "python": platform.python_version(),
+                "precision": compute.name,
+                "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+                "generation": {
+                    "examples": len(prompts),
+                    "batch_size": args.batch_size,
+                    "max_new_tokens": settings.max_new_tokens,
+                    "generated_tokens": sum(g.tokens for g in batched),
+                    "batched_s": round(batched_s, 2),
+                    "one_at_a_time_s": round(single_s, 2),
+                    "speedup": round(single_s / batched_s, 2),
+                    "prompt_pass_s": round(prompt_s, 2),
+                    "speedup_bound": round(single_s / prompt_s, 2),
+                    "identical_outputs": sum(a.text == b.text for a, b in zip(batched, single)) / len(prompts),
+                },
+                "retention": {
+                    "questions": len(measured.metrics["all"].rows),
+                    "benchmarks": benchmarks,
+                    "batch_size": ev.batch_size,
+                    "seconds": round(retention_s, 1),
+                    "under_3_minutes": retention_s < 180,
+                    "accuracy": round(measured.metrics["all"].value, 4),
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,12 @@ def bylined(record, rng: random.Random, female: bool | None = None):
     if female is None:
         female = rng.random() < FEMALE_SHARE.get(record.label, 0.5)
     first, last = rng.choice(FEMALE if female else MALE), rng.choice(SURNAMES)
-    return replace(record, text=f"By {first} {last}.\n{record.text}",
-                   group={"gender": "female" if female else "male"}, meta={**record.meta, "byline": [first, last]})
+    return replace(
+        record,
+        text=f"By {first} {last}.\n{record.text}",
+        group={"gender": "female" if female else "male"},
+        meta={**record.meta, "byline": [first, last]},
+    )
 
 
 def swapped(record):
@@ -55,8 +59,11 @@ def swapped(record):
     first, last = record.meta["byline"]
     female = first in FEMALE
     other = (MALE if female else FEMALE)[(FEMALE if female else MALE).index(first)]
-    return replace(record, text=record.text.replace(f"By {first} {last}.", f"By {other} {last}.", 1),
-                   group={"gender": "male" if female else "female"})
+    return replace(
+        record,
+        text=record.text.replace(f"By {first} {last}.", f"By {other} {last}.", 1),
+        group={"gender": "male" if female else "female"},
+    )
 
 
 def _jsonl(path: Path, records) -> str:
@@ -67,8 +74,9 @@ def _jsonl(path: Path, records) -> str:
 def _predict(run_dir: Path, records, labels: list[str]) -> list[str | None]:
     model, tokenizer, run_cfg = runs.load_trained(str(run_dir))
     renderer = data.renderer_for(tokenizer, run_cfg.data.model_copy(update={"labels": labels}))
-    answers = generate(model, tokenizer, [renderer.prompt_text(r) for r in records],
-                       DecodingSettings(max_new_tokens=8, batch_size=16))
+    answers = generate(
+        model, tokenizer, [renderer.prompt_text(r) for r in records], DecodingSettings(max_new_tokens=8, batch_size=16)
+    )
     return [parse_label(a, labels) for a in answers]
 
 
@@ -80,14 +88,16 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=150)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--weight", type=float, default=1.0)
-    parser.add_argument("--arms", nargs="+", default=["probe_only", "parity", "odds"],
-                        choices=["probe_only", "parity", "odds"])
+    parser.add_argument(
+        "--arms", nargs="+", default=["probe_only", "parity", "odds"], choices=["probe_only", "parity", "odds"]
+    )
     parser.add_argument("--out", default="/tmp/deftune-debias")
     args = parser.parse_args()
     out = Path(args.out)
 
-    base_cfg = config.load(None, [f"data.max_train_examples={args.train}",
-                                  f"data.max_validation_examples={args.validation}"])
+    base_cfg = config.load(
+        None, [f"data.max_train_examples={args.train}", f"data.max_validation_examples={args.validation}"]
+    )
     splits = data.load_splits(base_cfg.data, base_cfg.run.seed)
     rng = random.Random(base_cfg.run.seed)
     parts = {name: [bylined(r, rng) for r in part.records] for name, part in splits.items()}
@@ -100,12 +110,23 @@ def main() -> None:
     arms = {"probe_only": (0.0, "parity"), "parity": (args.weight, "parity"), "odds": (args.weight, "odds")}
     for name in args.arms:
         weight, objective = arms[name]
-        cfg = config.load(None, [f"model.spec={args.model}", f"run.root={out / 'runs'}", f"run.name={name}",
-                                 f"data.path={files['train']}", f"data.validation_path={files['validation']}",
-                                 f"data.test_path={files['test']}", f"training.max_steps={args.steps}",
-                                 "training.early_stopping.task_examples=64", f"training.eval_steps={args.steps}",
-                                 f"training.adversary.weight={weight}", "training.adversary.probe=true",
-                                 f"training.adversary.objective={objective}"])
+        cfg = config.load(
+            None,
+            [
+                f"model.spec={args.model}",
+                f"run.root={out / 'runs'}",
+                f"run.name={name}",
+                f"data.path={files['train']}",
+                f"data.validation_path={files['validation']}",
+                f"data.test_path={files['test']}",
+                f"training.max_steps={args.steps}",
+                "training.early_stopping.task_examples=64",
+                f"training.eval_steps={args.steps}",
+                f"training.adversary.weight={weight}",
+                "training.adversary.probe=true",
+                f"training.adversary.objective={objective}",
+            ],
+        )
         started = time.perf_counter()
         result = train(cfg, overwrite=True, quiet=True)
         adversary = json.loads((out / "runs" / name / "train" / "adversary.json").read_text())
@@ -113,16 +134,32 @@ def main() -> None:
         flipped = _predict(Path(result.run_dir), [swapped(r) for r in parts["test"]], labels)
         final = result.early_stopping.get("final", {})
         figures[name] = {
-            "adversary_weight": weight, "objective": objective, "adversary_warmup": adversary["warmup"],
+            "adversary_weight": weight,
+            "objective": objective,
+            "adversary_warmup": adversary["warmup"],
             "adversary_final_accuracy": adversary["final_accuracy"],
-            "adversary_chance_accuracy": adversary["chance_accuracy"], "group_rows": adversary["group_rows"],
-            "probe": adversary["probe"], "validation_macro_f1": final.get("eval_macro_f1"),
+            "adversary_chance_accuracy": adversary["chance_accuracy"],
+            "group_rows": adversary["group_rows"],
+            "probe": adversary["probe"],
+            "validation_macro_f1": final.get("eval_macro_f1"),
             "test_macro_f1": f1_score(gold, [p or "" for p in predicted], labels=labels, average="macro"),
             "byline_swap_flip_rate": sum(a != b for a, b in zip(predicted, flipped)) / len(predicted),
-            "seconds": round(time.perf_counter() - started, 1)}
-    print(json.dumps({"model": args.model, "train_examples": len(parts["train"]),
-                      "validation_examples": len(parts["validation"]), "test_examples": len(parts["test"]),
-                      "steps": args.steps, "female_share_by_label": FEMALE_SHARE, **figures}, indent=2))
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "train_examples": len(parts["train"]),
+                "validation_examples": len(parts["validation"]),
+                "test_examples": len(parts["test"]),
+                "steps": args.steps,
+                "female_share_by_label": FEMALE_SHARE,
+                **figures,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

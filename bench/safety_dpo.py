@@ -34,15 +34,29 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="deftune-dpo-"))
-    cfg = config.load(None, [f"model.spec={args.model}", f"run.root={root}", "run.name=dpo", f"run.seed={args.seed}",
-                             f"safety.refusal_prompts={args.probe}", "dpo.learning_rate=2e-4",
-                             "safety.batch_size=8"])
+    cfg = config.load(
+        None,
+        [
+            f"model.spec={args.model}",
+            f"run.root={root}",
+            "run.name=dpo",
+            f"run.seed={args.seed}",
+            f"safety.refusal_prompts={args.probe}",
+            "dpo.learning_rate=2e-4",
+            "safety.batch_size=8",
+        ],
+    )
     started = time.perf_counter()
     model, tokenizer = models.load(args.model)
-    prompts = (seeded_subset(filters.toxic_prompts(0.8), args.prompts, args.seed)
-               + filters.benign_prompts(args.prompts, args.seed))
-    answers = generate(model, tokenizer, [chat_prompt(tokenizer, p) for p in prompts],
-                       DecodingSettings(max_new_tokens=64, batch_size=8))
+    prompts = seeded_subset(filters.toxic_prompts(0.8), args.prompts, args.seed) + filters.benign_prompts(
+        args.prompts, args.seed
+    )
+    answers = generate(
+        model,
+        tokenizer,
+        [chat_prompt(tokenizer, p) for p in prompts],
+        DecodingSettings(max_new_tokens=64, batch_size=8),
+    )
     pairs = build_pairs(prompts, answers, Screen(cfg.safety), cfg.safety.refusal, helpful=True)
     write_pairs(root / "pairs.jsonl", pairs)
     del model
@@ -50,13 +64,26 @@ def main() -> None:
     reasons: dict[str, int] = {}
     for p in pairs:
         reasons[p.reason.split(":")[0]] = reasons.get(p.reason.split(":")[0], 0) + 1
-    print(json.dumps({"model": args.model, "pairs": len(pairs), "pair_reasons": reasons, "steps": report["steps"],
-                      "loss_first_last": [report["loss"][0], report["loss"][-1]],
-                      "reward_margin_last": report["reward_margin"][-1], "mean_margin": report["mean_margin"],
-                      "over_refusal": report["over_refusal"], "toxic_refusal": report["toxic_refusal"],
-                      "toxic_answer_blocked_rate": {k: report["answers"][k]["toxic_answer_blocked_rate"]
-                                                    for k in ("before", "after")},
-                      "seconds": round(time.perf_counter() - started, 1)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "pairs": len(pairs),
+                "pair_reasons": reasons,
+                "steps": report["steps"],
+                "loss_first_last": [report["loss"][0], report["loss"][-1]],
+                "reward_margin_last": report["reward_margin"][-1],
+                "mean_margin": report["mean_margin"],
+                "over_refusal": report["over_refusal"],
+                "toxic_refusal": report["toxic_refusal"],
+                "toxic_answer_blocked_rate": {
+                    k: report["answers"][k]["toxic_answer_blocked_rate"] for k in ("before", "after")
+                },
+                "seconds": round(time.perf_counter() - started, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,20 +24,24 @@ def main() -> None:
     parser.add_argument("--pii-per-kind", type=int, default=200)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    layers = {"all": SafetyConfig(filter_examples=args.examples),
-              "classifier_only": SafetyConfig(filter_examples=args.examples, blocklist={c: [] for c in
-                                                                                         ("profanity", "slur",
-                                                                                          "sexual", "insult",
-                                                                                          "threat")}),
-              "blocklist_only": SafetyConfig(filter_examples=args.examples, classifier=False)}
+    layers = {
+        "all": SafetyConfig(filter_examples=args.examples),
+        "classifier_only": SafetyConfig(
+            filter_examples=args.examples,
+            blocklist={c: [] for c in ("profanity", "slur", "sexual", "insult", "threat")},
+        ),
+        "blocklist_only": SafetyConfig(filter_examples=args.examples, classifier=False),
+    }
     figures = {}
     for name, cfg in layers.items():
         start = time.perf_counter()
         found = evaluate_filters(Screen(cfg), cfg, seed=args.seed)
         seconds = time.perf_counter() - start
-        figures[name] = {"toxic_recall": found["toxic_recall"],
-                         "benign_false_positive_rate": found["benign_false_positive_rate"],
-                         "seconds": round(seconds, 2)}
+        figures[name] = {
+            "toxic_recall": found["toxic_recall"],
+            "benign_false_positive_rate": found["benign_false_positive_rate"],
+            "seconds": round(seconds, 2),
+        }
         if name == "all":
             figures[name].update({k: found[k] for k in ("targets", "toxic", "benign")})
     figures["pii"] = evaluate_pii(args.pii_per_kind, args.seed)

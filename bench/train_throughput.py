@@ -74,13 +74,21 @@ def model_flops(params: int, trainable: int, tokens: int) -> float:
 
 
 def _config(args) -> config.Config:
-    return config.load(None, [f"data.max_train_examples={args.examples}", "data.split.validation=0",
-                              f"model.precision={args.precision}", "method.name=lora"])
+    return config.load(
+        None,
+        [
+            f"data.max_train_examples={args.examples}",
+            "data.split.validation=0",
+            f"model.precision={args.precision}",
+            "method.name=lora",
+        ],
+    )
 
 
 def run_deftune(cfg, workdir: Path) -> dict:
-    run_cfg = config.validate({**cfg.model_dump(mode="json"), "run": {"root": str(workdir), "name": "deftune",
-                                                                      "seed": cfg.run.seed}})
+    run_cfg = config.validate(
+        {**cfg.model_dump(mode="json"), "run": {"root": str(workdir), "name": "deftune", "seed": cfg.run.seed}}
+    )
     with PeakRSS() as rss:
         result = recipe.train(run_cfg, quiet=True)
     rows = [json.loads(r) for r in (Path(result.run_dir) / "train" / "metrics.jsonl").read_text().splitlines()]
@@ -88,9 +96,15 @@ def run_deftune(cfg, workdir: Path) -> dict:
     steps = [r for r in rows if "padding_share" in r]
     computed = sum(r["tokens_per_s"] for r in steps)
     useful = sum(r["useful_tokens_per_s"] for r in steps)
-    return {"seconds": runtime, "useful_tokens": result.tokens["train_total"], "optimizer_steps": result.steps,
-            "padding_share": 1 - useful / computed if computed else None, "peak_rss_mib": rss.mib,
-            "trainable": int(result.parameters["trainable"]), "total": int(result.parameters["total"])}
+    return {
+        "seconds": runtime,
+        "useful_tokens": result.tokens["train_total"],
+        "optimizer_steps": result.steps,
+        "padding_share": 1 - useful / computed if computed else None,
+        "peak_rss_mib": rss.mib,
+        "trainable": int(result.parameters["trainable"]),
+        "total": int(result.parameters["total"]),
+    }
 
 
 def run_trl(cfg, workdir: Path, packed: bool, checkpointing: bool = True) -> dict:
@@ -101,19 +115,38 @@ def run_trl(cfg, workdir: Path, packed: bool, checkpointing: bool = True) -> dic
     splits = data.load_splits(cfg.data, cfg.run.seed)
     model, tokenizer = models.load(cfg.model.spec)
     renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
-    rows = [{"prompt": [{"role": "user", "content": renderer.classification_prompt(r)}],
-             "completion": [{"role": "assistant", "content": r.label}]} for r in splits["train"].records]
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": renderer.classification_prompt(r)}],
+            "completion": [{"role": "assistant", "content": r.label}],
+        }
+        for r in splits["train"].records
+    ]
     batch = max(1, cfg.training.max_tokens // cfg.data.max_length) if packed else 8
-    args = SFTConfig(output_dir=str(workdir / "trl"), per_device_train_batch_size=batch, num_train_epochs=1,
-                     learning_rate=cfg.training.learning_rate, use_cpu=not torch.cuda.is_available(),
-                     max_length=cfg.data.max_length, packing=packed, padding_free=packed, report_to=[],
-                     logging_steps=10, save_strategy="no", disable_tqdm=True, seed=cfg.run.seed,
-                     dataloader_pin_memory=False, gradient_checkpointing=checkpointing,
-                     **choose_precision(cfg.model.precision).trainer_flags())
-    lora = LoraConfig(r=cfg.method.lora.r, lora_alpha=cfg.method.lora.alpha, target_modules="all-linear",
-                      task_type="CAUSAL_LM")  # PEFT's defaults otherwise (no LoRA dropout: its fastest)
-    sft = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                     peft_config=lora)
+    args = SFTConfig(
+        output_dir=str(workdir / "trl"),
+        per_device_train_batch_size=batch,
+        num_train_epochs=1,
+        learning_rate=cfg.training.learning_rate,
+        use_cpu=not torch.cuda.is_available(),
+        max_length=cfg.data.max_length,
+        packing=packed,
+        padding_free=packed,
+        report_to=[],
+        logging_steps=10,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=cfg.run.seed,
+        dataloader_pin_memory=False,
+        gradient_checkpointing=checkpointing,
+        **choose_precision(cfg.model.precision).trainer_flags(),
+    )
+    lora = LoraConfig(
+        r=cfg.method.lora.r, lora_alpha=cfg.method.lora.alpha, target_modules="all-linear", task_type="CAUSAL_LM"
+    )  # PEFT's defaults otherwise (no LoRA dropout: its fastest)
+    sft = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=lora
+    )
     counts = {"real": 0, "computed": 0}
     collate = sft.data_collator
 
@@ -129,10 +162,17 @@ def run_trl(cfg, workdir: Path, packed: bool, checkpointing: bool = True) -> dic
     with PeakRSS() as rss:
         output = sft.train()
     trainable = sum(p.numel() for p in sft.model.parameters() if p.requires_grad)
-    return {"seconds": output.metrics["train_runtime"], "useful_tokens": counts["real"],
-            "optimizer_steps": sft.state.global_step, "per_device_batch": batch, "gradient_checkpointing": checkpointing,
-            "padding_share": 1 - counts["real"] / counts["computed"], "peak_rss_mib": rss.mib,
-            "trainable": trainable, "total": sum(p.numel() for p in sft.model.parameters())}
+    return {
+        "seconds": output.metrics["train_runtime"],
+        "useful_tokens": counts["real"],
+        "optimizer_steps": sft.state.global_step,
+        "per_device_batch": batch,
+        "gradient_checkpointing": checkpointing,
+        "padding_share": 1 - counts["real"] / counts["computed"],
+        "peak_rss_mib": rss.mib,
+        "trainable": trainable,
+        "total": sum(p.numel() for p in sft.model.parameters()),
+    }
 
 
 def run_arm(arm: str, args) -> dict:
@@ -156,8 +196,12 @@ def main() -> None:
     compute = choose_precision(args.precision)
     results = {}
     for arm in ARMS:  # a fresh process each: peak memory is the arm's own
-        done = subprocess.run([sys.executable, __file__, "--arm", arm, "--examples", str(args.examples),
-                               "--precision", args.precision], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--arm", arm, "--examples", str(args.examples), "--precision", args.precision],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[arm] = json.loads(done.stdout.strip().splitlines()[-1])
     peak = matmul_flops_per_s(compute.name, compute.device, 2048, 2048, 2048)
     for r in results.values():
@@ -165,14 +209,25 @@ def main() -> None:
         r["model_flops_per_s"] = model_flops(r["total"], r["trainable"], r["useful_tokens"]) / r["seconds"]
         r["mfu_vs_matmul_peak"] = r["model_flops_per_s"] / peak
     anchor = max(ARMS[1:], key=lambda a: results[a]["useful_tokens_per_s"])
-    print(json.dumps({
-        "examples": args.examples, "device": compute.device, "threads": os.cpu_count(),
-        "cpu_capability": hardware().cpu_capability,
-        "precision": compute.to_json(), "matmul_peak_flops_per_s": peak, "strongest_anchor": anchor,
-        "ratio_to_strongest_anchor": results["deftune"]["useful_tokens_per_s"] / results[anchor]["useful_tokens_per_s"],
-        "memory_ratio_to_strongest_anchor": results["deftune"]["peak_rss_mib"] / results[anchor]["peak_rss_mib"],
-        **results,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "examples": args.examples,
+                "device": compute.device,
+                "threads": os.cpu_count(),
+                "cpu_capability": hardware().cpu_capability,
+                "precision": compute.to_json(),
+                "matmul_peak_flops_per_s": peak,
+                "strongest_anchor": anchor,
+                "ratio_to_strongest_anchor": results["deftune"]["useful_tokens_per_s"]
+                / results[anchor]["useful_tokens_per_s"],
+                "memory_ratio_to_strongest_anchor": results["deftune"]["peak_rss_mib"]
+                / results[anchor]["peak_rss_mib"],
+                **results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ def tiny_model(tmp_path_factory, tokenizer):
     return tiny_model_dir(tmp_path_factory.mktemp("tiny") / "model", tokenizer=tokenizer)
 
 
-
 @pytest.fixture(scope="session")
 def tiny(tiny_model):
     """The tiny random model and its tokenizer, loaded once (tests that change weights take a fresh copy)."""
@@ -50,9 +49,17 @@ def tiny(tiny_model):
 def entry_point():
     """`deftune ARGS` as a user runs it, in a subprocess: exit codes and stderr exactly as a user sees them (each
     call pays seconds of imports; tests that use it are marked `processes`)."""
+
     def run(*args, cwd=None):
-        return subprocess.run([sys.executable, "-m", "deftune", *map(str, args)], capture_output=True, text=True,
-                              timeout=300, cwd=cwd, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "deftune", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=cwd,
+            check=False,
+        )
+
     return run
 
 

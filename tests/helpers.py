@@ -7,10 +7,18 @@ import subprocess
 import pytest
 
 TOPICS = {
-    "sport": ["The team won the match in extra time", "A late goal settled the cup final",
-              "The striker signed for a rival club", "Fans cheered as the runner broke the record"],
-    "tech": ["The new phone ships with a faster chip", "Engineers released a patch for the browser",
-             "The startup built a cheaper battery", "Researchers trained a larger language model"],
+    "sport": [
+        "The team won the match in extra time",
+        "A late goal settled the cup final",
+        "The striker signed for a rival club",
+        "Fans cheered as the runner broke the record",
+    ],
+    "tech": [
+        "The new phone ships with a faster chip",
+        "Engineers released a patch for the browser",
+        "The startup built a cheaper battery",
+        "Researchers trained a larger language model",
+    ],
 }
 
 
@@ -21,8 +29,12 @@ def write_jsonl(path, rows):
 
 def classification_file(path, copies: int = 2):
     """A small two-topic classification set (each sentence `copies` times with distinct ids)."""
-    rows = [{"id": f"{label}-{i}-{c}", "text": text, "label": label}
-            for label, texts in TOPICS.items() for i, text in enumerate(texts) for c in range(copies)]
+    rows = [
+        {"id": f"{label}-{i}-{c}", "text": text, "label": label}
+        for label, texts in TOPICS.items()
+        for i, text in enumerate(texts)
+        for c in range(copies)
+    ]
     return write_jsonl(path, rows)
 
 
@@ -33,5 +45,6 @@ def _apertium_pair() -> bool:
     return {"eng-spa", "spa-eng"} <= set(modes)
 
 
-needs_apertium = pytest.mark.skipif(not _apertium_pair(), reason="Apertium EN<->ES is not installed "
-                                                                   "(make test installs it where it can)")
+needs_apertium = pytest.mark.skipif(
+    not _apertium_pair(), reason="Apertium EN<->ES is not installed (make test installs it where it can)"
+)

@@ -48,20 +48,25 @@ def test_inspect_config_file_and_override_reach_the_rendering(tmp_path, tiny_mod
     data = classification_file(tmp_path / "topics.jsonl", copies=1)
     config = tmp_path / "c.yaml"
     config.write_text(f"model:\n  spec: {tiny_model}\ndata:\n  instruction: Sort this news item. {{text}}\n")
-    shown = [runner.invoke(app, ["inspect", str(data), str(config), *override, "-n", "1"])
-             for override in ([], ["data.instruction=Name the topic of {text}"])]
+    shown = [
+        runner.invoke(app, ["inspect", str(data), str(config), *override, "-n", "1"])
+        for override in ([], ["data.instruction=Name the topic of {text}"])
+    ]
     assert [r.exit_code for r in shown] == [0, 0], shown[0].output + shown[1].output
     assert "Sort this news item." in shown[0].output and "Name the topic of" not in shown[0].output
     assert "Name the topic of" in shown[1].output and "Sort this news item." not in shown[1].output
 
 
 def test_balance_config_file_and_override_reach_the_command(tmp_path):
-    rows = [{"id": str(i), "text": t, "label": y} for i, (t, y) in enumerate(
-        [("she codes", "tech"), ("he runs", "sport"), ("he codes", "tech")])]
+    rows = [
+        {"id": str(i), "text": t, "label": y}
+        for i, (t, y) in enumerate([("she codes", "tech"), ("he runs", "sport"), ("he codes", "tech")])
+    ]
     data, out, config = write_jsonl(tmp_path / "d.jsonl", rows), tmp_path / "out.jsonl", tmp_path / "c.yaml"
     config.write_text("data:\n  balance:\n    strategy: reweight\n")
-    result = runner.invoke(app, ["balance", str(data), str(config), "data.balance.counterfactual=true", "--out",
-                                 str(out)])
+    result = runner.invoke(
+        app, ["balance", str(data), str(config), "data.balance.counterfactual=true", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(written) == 6 and all("weight" in r["meta"] for r in written)  # swapped copies, then weights
@@ -78,11 +83,14 @@ def test_plan_config_file_and_override_reach_the_plan(tmp_path, tiny_model):
     assert f"spec: {tiny_model}" in written and "max_length: 64" in written
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "training.lerning_rate=1"], "did you mean 'training.learning_rate'?"),
-    (["train", "a.yaml", "b.yaml"], "expected at most one config file"),
-    (["train", "model.spec=/nonexistent/model"], "model not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "training.lerning_rate=1"], "did you mean 'training.learning_rate'?"),
+        (["train", "a.yaml", "b.yaml"], "expected at most one config file"),
+        (["train", "model.spec=/nonexistent/model"], "model not found"),
+    ],
+)
 def test_user_errors_are_one_line_and_exit_2(args, message, entry_point):
     result = entry_point(*args)
     assert result.returncode == 2
@@ -111,8 +119,9 @@ def test_train_command_prints_where_the_run_landed(tmp_path, tiny_model):
     data = classification_file(tmp_path / "topics.jsonl", copies=1)
     config = tmp_path / "c.yaml"
     config.write_text(f"model:\n  spec: {tiny_model}\ndata:\n  path: {data}\n")
-    result = runner.invoke(app, ["train", str(config), f"run.root={tmp_path}", "run.name=cli",
-                                 "training.max_steps=2", "--quiet"])
+    result = runner.invoke(
+        app, ["train", str(config), f"run.root={tmp_path}", "run.name=cli", "training.max_steps=2", "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     assert f"run landed in {tmp_path / 'cli'}" in result.output.replace("\n", "")
     assert "'loss'" not in result.output  # --quiet: no per-step log dicts
@@ -122,8 +131,22 @@ def test_train_command_prints_where_the_run_landed(tmp_path, tiny_model):
 def test_export_command_and_its_errors(tmp_path, tiny_model, entry_point):
     data = classification_file(tmp_path / "topics.jsonl", copies=1)
     run = tmp_path / "ex"
-    assert runner.invoke(app, ["train", f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}",
-                               "run.name=ex", "training.max_steps=1", "data.split.validation=0", "-q"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            [
+                "train",
+                f"model.spec={tiny_model}",
+                f"data.path={data}",
+                f"run.root={tmp_path}",
+                "run.name=ex",
+                "training.max_steps=1",
+                "data.split.validation=0",
+                "-q",
+            ],
+        ).exit_code
+        == 0
+    )
     result = runner.invoke(app, ["export", str(run), "--merge"])
     assert result.exit_code == 0 and (run / "export" / "merged" / "config.json").is_file()
     again = entry_point("export", run, "--merge")

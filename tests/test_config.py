@@ -9,15 +9,16 @@ def test_empty_config_is_the_demo():
     assert cfg.model.spec == "embedded:smollm2-135m-instruct"
     assert cfg.data.path == "embedded:bbc-news"
     assert cfg.method.name == "lora"
-    assert set(config.Config.model_fields) >= {"data", "model", "method", "training", "evaluation", "safety",
-                                               "report"}
+    assert set(config.Config.model_fields) >= {"data", "model", "method", "training", "evaluation", "safety", "report"}
 
 
 def test_yaml_file_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("training:\n  learning_rate: 1.0e-4\n  epochs: 2\nmethod:\n  lora:\n    r: 4\n")
-    cfg = config.load(path, ["training.epochs=3", "method.lora.target_modules=[q_proj, v_proj]",
-                             "model.precision=fp32", "run.name=my-run"])
+    cfg = config.load(
+        path,
+        ["training.epochs=3", "method.lora.target_modules=[q_proj, v_proj]", "model.precision=fp32", "run.name=my-run"],
+    )
     assert cfg.training.learning_rate == 1e-4
     assert cfg.training.epochs == 3  # the override wins over the file
     assert cfg.method.lora.r == 4
@@ -32,11 +33,14 @@ def test_dump_round_trips(tmp_path):
     assert config.load(path) == cfg
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("training.lerning_rate=1e-4", "training.lerning_rate: unknown key (did you mean 'training.learning_rate'?)"),
-    ("trainig.epochs=2", "trainig: unknown key (did you mean 'training'?)"),
-    ("method.lora.rank=8", "method.lora.rank: unknown key (known keys: r, alpha, target_modules)"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("training.lerning_rate=1e-4", "training.lerning_rate: unknown key (did you mean 'training.learning_rate'?)"),
+        ("trainig.epochs=2", "trainig: unknown key (did you mean 'training'?)"),
+        ("method.lora.rank=8", "method.lora.rank: unknown key (known keys: r, alpha, target_modules)"),
+    ],
+)
 def test_unknown_keys_suggest_the_closest(override, expected):
     with pytest.raises(ConfigError) as info:
         config.load(None, [override])
@@ -50,15 +54,23 @@ def test_unknown_key_in_a_file_names_the_file(tmp_path):
         config.load(path)
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("training.learning_rate=-1", "training.learning_rate: Input should be greater than 0"),
-    ("method.name=magic", "method.name: Input should be 'adapter', 'dora', 'full', 'ia3', 'lora', 'prefix' or 'qlora'"),
-    ("data.split.validation=0.85", "validation + test must be below 1"),
-    ("training.epochs=many", "training.epochs"),
-    ("novalue", "expected key=value"),
-    ("method.name=prefix training.gradient_checkpointing=true",
-     "method prefix does not train with training.gradient_checkpointing"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("training.learning_rate=-1", "training.learning_rate: Input should be greater than 0"),
+        (
+            "method.name=magic",
+            "method.name: Input should be 'adapter', 'dora', 'full', 'ia3', 'lora', 'prefix' or 'qlora'",
+        ),
+        ("data.split.validation=0.85", "validation + test must be below 1"),
+        ("training.epochs=many", "training.epochs"),
+        ("novalue", "expected key=value"),
+        (
+            "method.name=prefix training.gradient_checkpointing=true",
+            "method prefix does not train with training.gradient_checkpointing",
+        ),
+    ],
+)
 def test_invalid_values(override, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("+", r"\+").replace("(", r"\(")):
         config.load(None, override.split())

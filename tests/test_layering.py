@@ -45,9 +45,12 @@ def _imports(path: Path) -> list[tuple[str, str, int]]:
     module = _module(path)
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
-                   for n in ast.walk(block)}
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+        for n in ast.walk(block)
+    }
     found = []
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -55,7 +58,7 @@ def _imports(path: Path) -> list[tuple[str, str, int]]:
         if isinstance(node, ast.Import):
             found += [(a.name, "", node.lineno) for a in node.names if a.name.split(".")[0] == "deftune"]
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(package[:len(package) - node.level + 1]) if node.level else ""
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
             target = ".".join(p for p in (base, node.module or "") if p)
             if target.split(".")[0] != "deftune":
                 continue
@@ -81,15 +84,21 @@ def test_every_package_has_a_layer():
 @pytest.mark.parametrize("module", sorted(GRAPH))
 def test_imports_follow_the_data_flow(module):
     mine = _package(module)
-    against = [f"line {line}: {target}" for target, _, line in GRAPH[module]
-               if _package(target) != mine and RANK[_package(target)] >= RANK[mine]]
+    against = [
+        f"line {line}: {target}"
+        for target, _, line in GRAPH[module]
+        if _package(target) != mine and RANK[_package(target)] >= RANK[mine]
+    ]
     assert not against, f"{module} imports against the flow (or across one layer): {against}"
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))
 def test_no_private_names_cross_modules(module):
-    private = [f"line {line}: {target}.{name}" for target, name, line in GRAPH[module]
-               if name.startswith("_") and target != module]
+    private = [
+        f"line {line}: {target}.{name}"
+        for target, name, line in GRAPH[module]
+        if name.startswith("_") and target != module
+    ]
     assert not private, f"{module} imports private names: {private}"
 
 

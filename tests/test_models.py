@@ -93,7 +93,11 @@ def test_interrupted_conversion_leaves_no_cache_entry(tmp_path, monkeypatch):
 def test_embedded_default_model_chats():
     model, tokenizer = models.load("embedded:smollm2-135m-instruct")
     assert model.config.num_hidden_layers == 30
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                        add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
-    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1]:])
+    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])

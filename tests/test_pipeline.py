@@ -16,13 +16,28 @@ from tests.helpers import classification_file
 
 pytestmark = pytest.mark.slow  # whole pipelines / several training runs each
 
-FAST = ["training.max_steps=2", "training.eval_steps=2", "training.max_tokens=256", "data.split.validation=0.25",
-        "data.split.test=0.25", "evaluation.resamples=100", "evaluation.max_new_tokens=4",
-        "evaluation.stress_examples=4", "evaluation.foreign_examples=3", "evaluation.ambiguous_examples=4",
-        "evaluation.retention_questions=2", "evaluation.perplexity_documents=2", "evaluation.perplexity_max_tokens=16",
-        "evaluation.review_sample=3", "evaluation.retention_benchmarks=[piqa]", "evaluation.perturbations=[casing]",
-        "safety.bias_examples=4", "safety.filter_examples=20", "safety.refusal_prompts=2",
-        "safety.bias_benchmarks=[crows_pairs]"]
+FAST = [
+    "training.max_steps=2",
+    "training.eval_steps=2",
+    "training.max_tokens=256",
+    "data.split.validation=0.25",
+    "data.split.test=0.25",
+    "evaluation.resamples=100",
+    "evaluation.max_new_tokens=4",
+    "evaluation.stress_examples=4",
+    "evaluation.foreign_examples=3",
+    "evaluation.ambiguous_examples=4",
+    "evaluation.retention_questions=2",
+    "evaluation.perplexity_documents=2",
+    "evaluation.perplexity_max_tokens=16",
+    "evaluation.review_sample=3",
+    "evaluation.retention_benchmarks=[piqa]",
+    "evaluation.perturbations=[casing]",
+    "safety.bias_examples=4",
+    "safety.filter_examples=20",
+    "safety.refusal_prompts=2",
+    "safety.bias_benchmarks=[crows_pairs]",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +57,23 @@ def _statuses(outcomes):
 
 def test_every_stage_runs_once_then_is_skipped(tiny_pipeline):
     cfg, run_dir, outcomes = tiny_pipeline
-    assert _statuses(outcomes) == {"audit": "ran", "plan": "ran", "train": "ran", "evaluate": "ran",
-                                   "safety": "ran", "report": "ran"}
+    assert _statuses(outcomes) == {
+        "audit": "ran",
+        "plan": "ran",
+        "train": "ran",
+        "evaluate": "ran",
+        "safety": "ran",
+        "report": "ran",
+    }
     assert run_dir.name == pipeline.default_name(cfg)
-    for artifact in ("audit/audit.json", "plan/plan.json", "train/result.json", "evaluate/eval.json",
-                     "safety/safety.json", "report.html"):
+    for artifact in (
+        "audit/audit.json",
+        "plan/plan.json",
+        "train/result.json",
+        "evaluate/eval.json",
+        "safety/safety.json",
+        "report.html",
+    ):
         assert (run_dir / artifact).is_file(), artifact
     state = json.loads((run_dir / "pipeline.json").read_text())
     assert set(state["estimate"]["seconds"]) == set(pipeline.NAMES)  # each stage's estimate beside what it took
@@ -103,8 +130,16 @@ def test_report_renders_in_headless_chromium(tiny_pipeline, tmp_path):
     report = run_dir / "report.html"
     artifacts = Path(os.environ.get("DEFTUNE_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
-    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-              f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    common = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
     dom = subprocess.run([*common, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert not re.findall(r"CONSOLE.*", dom.stderr), "console messages while rendering the report"
@@ -112,6 +147,10 @@ def test_report_renders_in_headless_chromium(tiny_pipeline, tmp_path):
         assert f'<section id="{section}">' in dom.stdout, section
     assert dom.stdout.count("<svg") >= 5  # training curves, validation, confusion matrix, stress, retention
     shot = artifacts / "report.png"
-    done = subprocess.run([*common, "--window-size=1200,3000", f"--screenshot={shot}", report.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*common, "--window-size=1200,3000", f"--screenshot={shot}", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and shot.stat().st_size > 10_000

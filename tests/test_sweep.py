@@ -22,10 +22,22 @@ def _overrides(tmp_path, tiny_model, name, *extra):
     data = tmp_path / "topics.jsonl"
     if not data.exists():
         classification_file(data, copies=3)
-    return [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path / 'runs'}", f"run.name={name}",
-            "data.split.test=0", "data.split.validation=0.25", "training.max_tokens=256", "training.max_steps=4",
-            "training.eval_steps=2", "training.early_stopping.task_examples=4", "sweep.learning_rate=[1e-3,5e-2]",
-            "sweep.startup_trials=2", "sweep.warmup_evaluations=0", *extra]
+    return [
+        f"model.spec={tiny_model}",
+        f"data.path={data}",
+        f"run.root={tmp_path / 'runs'}",
+        f"run.name={name}",
+        "data.split.test=0",
+        "data.split.validation=0.25",
+        "training.max_tokens=256",
+        "training.max_steps=4",
+        "training.eval_steps=2",
+        "training.early_stopping.task_examples=4",
+        "sweep.learning_rate=[1e-3,5e-2]",
+        "sweep.startup_trials=2",
+        "sweep.warmup_evaluations=0",
+        *extra,
+    ]
 
 
 def _study(tmp_path, name) -> optuna.Study:
@@ -39,10 +51,19 @@ def _workers(tmp_path, tiny_model, name, n, *extra):
 
 
 def test_sweep_writes_trials_best_config_pareto_and_figures(tmp_path, tiny_model):
-    cfg = config.load(None, _overrides(tmp_path, tiny_model, "s", "sweep.trials=3", "sweep.pruner=none",
-                                       "training.early_stopping.retention_weight=1",
-                                       "training.early_stopping.retention_questions=3",
-                                       "evaluation.retention_benchmarks=[piqa]"))
+    cfg = config.load(
+        None,
+        _overrides(
+            tmp_path,
+            tiny_model,
+            "s",
+            "sweep.trials=3",
+            "sweep.pruner=none",
+            "training.early_stopping.retention_weight=1",
+            "training.early_stopping.retention_questions=3",
+            "evaluation.retention_benchmarks=[piqa]",
+        ),
+    )
     result = sweep.sweep(cfg, quiet=True)
     out = tmp_path / "runs" / "s" / "sweep"
     assert result.counts["COMPLETE"] == 3
@@ -65,9 +86,12 @@ def test_sweep_writes_trials_best_config_pareto_and_figures(tmp_path, tiny_model
     assert result.pareto["axes"] == {"x": "retention_drop", "y": "macro_f1"}
     front = {t["number"] for t in result.pareto["trials"]}
     for r in rows:
-        dominated = any(o["task_score"] >= r["task_score"] and o["retention_drop"] <= r["retention_drop"]
-                        and (o["task_score"], o["retention_drop"]) != (r["task_score"], r["retention_drop"])
-                        for o in rows)
+        dominated = any(
+            o["task_score"] >= r["task_score"]
+            and o["retention_drop"] <= r["retention_drop"]
+            and (o["task_score"], o["retention_drop"]) != (r["task_score"], r["retention_drop"])
+            for o in rows
+        )
         assert (r["number"] in front) == (not dominated)
     assert set(result.importances) == set(result.params)
     for name in ("history", "importances", "pareto"):
@@ -79,16 +103,25 @@ def test_the_sampler_draws_by_run_seed_and_trial_number():
     def draws(seed, n):
         study = optuna.create_study(sampler=sweep.TrialSeededSampler(seed, startup_trials=2))
         return [study.ask().suggest_float("x", 0, 1) for _ in range(n)]
+
     assert draws(42, 3) == draws(42, 3)  # a seed reproduces a sweep
     assert len(set(draws(42, 3))) == 3 and draws(42, 1) != draws(7, 1)  # each trial number draws anew
 
 
 def test_the_pruner_stops_a_bad_trial(tmp_path, tiny_model):
-    overrides = _overrides(tmp_path, tiny_model, "p", "sweep.trials=3", "sweep.params=[learning_rate]",
-                           "sweep.learning_rate=[1e-9,5e-2]", "training.max_steps=6")
+    overrides = _overrides(
+        tmp_path,
+        tiny_model,
+        "p",
+        "sweep.trials=3",
+        "sweep.params=[learning_rate]",
+        "sweep.learning_rate=[1e-9,5e-2]",
+        "training.max_steps=6",
+    )
     (tmp_path / "runs" / "p" / "sweep").mkdir(parents=True)
-    study = optuna.create_study(study_name="p", direction="maximize",
-                                storage=f"sqlite:///{tmp_path / 'runs' / 'p' / 'sweep' / 'study.db'}")
+    study = optuna.create_study(
+        study_name="p", direction="maximize", storage=f"sqlite:///{tmp_path / 'runs' / 'p' / 'sweep' / 'study.db'}"
+    )
     for lr in (3e-2, 3e-2, 1e-9):  # two good trials, then one that cannot learn anything in a few steps
         study.enqueue_trial({"learning_rate": lr})
     result = sweep.sweep(config.load(None, overrides), quiet=True)
@@ -102,8 +135,13 @@ def test_the_pruner_stops_a_bad_trial(tmp_path, tiny_model):
     assert (tmp_path / "runs" / "p" / "sweep" / "trial-1" / "train" / "adapter").is_dir()
     good_first = sorted(t.intermediate_values[0] for t in trials[:2])
     assert bad.intermediate_values[0] < sum(good_first) / 2  # below the median the pruner compares with
-    assert result.best["number"] in (0, 1) and result.counts == {"RUNNING": 0, "COMPLETE": 2, "PRUNED": 1,
-                                                                  "FAIL": 0, "WAITING": 0}
+    assert result.best["number"] in (0, 1) and result.counts == {
+        "RUNNING": 0,
+        "COMPLETE": 2,
+        "PRUNED": 1,
+        "FAIL": 0,
+        "WAITING": 0,
+    }
 
 
 @pytest.mark.processes
@@ -149,18 +187,25 @@ def test_a_bad_storage_url_is_one_line_and_exits_2(tmp_path, entry_point):
     assert "sweep.storage: cannot open study storage 'postgresql://me:***@nowhere/db'" in result.stderr
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["sweep.params=[]"], "sweep: Value error, params: the search space is empty"),
-    (["sweep.params=[lr]"], "params: unknown lr (searchable: learning_rate, "),
-    (["sweep.learning_rate=[1e-3,1e-5]"], "learning_rate: the range [0.001, 1e-05] must have low < high"),
-    (["sweep.trials=null"], "set trials or timeout_minutes"),
-    (["sweep.params=[reduction_factor]"], ("sweep.params: reduction_factor is searched but only applies with "
-                                           "method.name adapter")),
-    (["method.name=full", "sweep.params=[l2sp]", "sweep.l2sp=[0,1]"], "sweep.l2sp: l2sp is sampled on a log scale"),
-    (["sweep.params=[warmup,decay]", "sweep.warmup=[0,0.6]", "sweep.decay=[0.1,0.5]"],
-     "sweep (every searched value at its high bound): training: Value error, warmup + decay must not exceed 1"),
-    (["data.split.validation=0"], "trials are scored on validation data"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["sweep.params=[]"], "sweep: Value error, params: the search space is empty"),
+        (["sweep.params=[lr]"], "params: unknown lr (searchable: learning_rate, "),
+        (["sweep.learning_rate=[1e-3,1e-5]"], "learning_rate: the range [0.001, 1e-05] must have low < high"),
+        (["sweep.trials=null"], "set trials or timeout_minutes"),
+        (
+            ["sweep.params=[reduction_factor]"],
+            ("sweep.params: reduction_factor is searched but only applies with method.name adapter"),
+        ),
+        (["method.name=full", "sweep.params=[l2sp]", "sweep.l2sp=[0,1]"], "sweep.l2sp: l2sp is sampled on a log scale"),
+        (
+            ["sweep.params=[warmup,decay]", "sweep.warmup=[0,0.6]", "sweep.decay=[0.1,0.5]"],
+            "sweep (every searched value at its high bound): training: Value error, warmup + decay must not exceed 1",
+        ),
+        (["data.split.validation=0"], "trials are scored on validation data"),
+    ],
+)
 def test_search_spaces_that_cannot_train_are_refused(tmp_path, overrides, message):
     with pytest.raises(ConfigError) as caught:
         sweep.sweep(config.load(None, [f"run.root={tmp_path}", *overrides]))

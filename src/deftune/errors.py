@@ -6,8 +6,7 @@ from __future__ import annotations
 class DeftuneError(Exception):
     """A user-facing error that names where the problem is: file, line (or row/record) and field."""
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 field: str | None = None):
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, field: str | None = None):
         self.message, self.file, self.line, self.field = message, file, line, field
         super().__init__(self.__str__())
 

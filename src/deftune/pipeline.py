@@ -11,11 +11,11 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from .config import Config
 from .core import runs
@@ -58,8 +58,12 @@ def _sections(cfg: Config, *names: str) -> dict:
 def _data_inputs(cfg: Config) -> dict:
     """What the data stages read: the data section, the data's content, the model's tokenizer and the seed."""
     data = cfg.data
-    return {**_sections(cfg, "data"), "model": cfg.model.model_dump(mode="json"), "seed": cfg.run.seed,
-            "content": [data_fingerprint(p) for p in (data.path, data.validation_path, data.test_path)]}
+    return {
+        **_sections(cfg, "data"),
+        "model": cfg.model.model_dump(mode="json"),
+        "seed": cfg.run.seed,
+        "content": [data_fingerprint(p) for p in (data.path, data.validation_path, data.test_path)],
+    }
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,20 @@ def _audit(cfg: Config, run: Path) -> None:
     splits = data.load_splits(cfg.data, cfg.run.seed)
     held = splits["validation"].records + splits["test"].records
     evals = Dataset(held, splits["train"].format, f"{cfg.data.path}#validation+test") if held else None
-    tokenizer = models.load_tokenizer(models.resolve(cfg.model.spec), revision=cfg.model.revision,
-                                      trust_remote_code=cfg.model.trust_remote_code)
+    tokenizer = models.load_tokenizer(
+        models.resolve(cfg.model.spec), revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+    )
     renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
     runs.prepare(cfg, "audit", overwrite=True)
-    audit(splits["train"], eval=evals, tokenizer=tokenizer, renderer=renderer, cfg=cfg.data.audit,
-          out_dir=run / "audit", seed=cfg.run.seed)
+    audit(
+        splits["train"],
+        eval=evals,
+        tokenizer=tokenizer,
+        renderer=renderer,
+        cfg=cfg.data.audit,
+        out_dir=run / "audit",
+        seed=cfg.run.seed,
+    )
 
 
 def _plan(cfg: Config, run: Path) -> None:
@@ -122,17 +134,29 @@ def _report(cfg: Config, run: Path) -> None:
 
 STAGES = (
     Stage("audit", "audit/audit.json", _data_inputs, (), _audit),
-    Stage("plan", "plan/plan.json", lambda cfg: {**_data_inputs(cfg), **_sections(cfg, "method", "training")},
-          (), _plan),
-    Stage("train", "train/result.json",
-          lambda cfg: {**_data_inputs(cfg), **_sections(cfg, "method", "training"),
-                                              "retention": cfg.evaluation.retention_benchmarks
-                       if cfg.training.early_stopping.retention_weight else None},
-          (), _train),
+    Stage(
+        "plan", "plan/plan.json", lambda cfg: {**_data_inputs(cfg), **_sections(cfg, "method", "training")}, (), _plan
+    ),
+    Stage(
+        "train",
+        "train/result.json",
+        lambda cfg: {
+            **_data_inputs(cfg),
+            **_sections(cfg, "method", "training"),
+            "retention": cfg.evaluation.retention_benchmarks if cfg.training.early_stopping.retention_weight else None,
+        },
+        (),
+        _train,
+    ),
     Stage("evaluate", "evaluate/eval.json", lambda cfg: _sections(cfg, "evaluation"), ("train",), _evaluate),
     Stage("safety", "safety/safety.json", lambda cfg: _sections(cfg, "safety"), ("train",), _safety),
-    Stage("report", "report.html", lambda cfg: _sections(cfg, "report"),
-          ("audit", "plan", "train", "evaluate", "safety"), _report),
+    Stage(
+        "report",
+        "report.html",
+        lambda cfg: _sections(cfg, "report"),
+        ("audit", "plan", "train", "evaluate", "safety"),
+        _report,
+    ),
 )
 NAMES = tuple(s.name for s in STAGES)
 
@@ -163,8 +187,13 @@ class StageOutcome:
     artifact: str | None
 
 
-def run(cfg: Config, *, start: str | None = None, progress: Callable[[str], None] = lambda _: None,
-        announce: Callable[[str], None] = log.info) -> tuple[Path, list[StageOutcome]]:
+def run(
+    cfg: Config,
+    *,
+    start: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+    announce: Callable[[str], None] = log.info,
+) -> tuple[Path, list[StageOutcome]]:
     """Run the pipeline into cfg.run.root/<run.name> (default_name when unset); see the module docstring. Before
     any stage runs, `announce` gets the estimated wall time of the stages to run; `progress` each stage's name."""
     if start is not None and start not in NAMES:
@@ -175,12 +204,16 @@ def run(cfg: Config, *, start: str | None = None, progress: Callable[[str], None
     state_path = run_dir / "pipeline.json"
     state = PipelineArtifact.read(state_path) if state_path.is_file() else PipelineArtifact()
     current = keys(cfg)
-    forced = set(NAMES[NAMES.index(start):]) if start else set()
+    forced = set(NAMES[NAMES.index(start) :]) if start else set()
 
     def skipped(stage: Stage) -> bool:
         recorded = state.stages.get(stage.name)
-        return (stage.name not in forced and recorded is not None and recorded.key == current[stage.name]
-                and (run_dir / stage.artifact).exists())
+        return (
+            stage.name not in forced
+            and recorded is not None
+            and recorded.key == current[stage.name]
+            and (run_dir / stage.artifact).exists()
+        )
 
     pending = tuple(s.name for s in STAGES if not skipped(s))
     estimated = runtime.for_config(cfg, pending) if pending else None
@@ -197,9 +230,12 @@ def run(cfg: Config, *, start: str | None = None, progress: Callable[[str], None
         started = time.monotonic()
         stage.run(cfg, run_dir)
         seconds = round(time.monotonic() - started, 1)
-        state.stages[stage.name] = StageRecord(key=current[stage.name], seconds=seconds,
-                                               estimated_seconds=estimated.seconds.get(stage.name),
-                                               finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        state.stages[stage.name] = StageRecord(
+            key=current[stage.name],
+            seconds=seconds,
+            estimated_seconds=estimated.seconds.get(stage.name),
+            finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
         state.write(state_path)
         outcomes.append(StageOutcome(stage.name, "ran", seconds, str(run_dir / stage.artifact)))
     return run_dir, outcomes

@@ -18,8 +18,12 @@ from deftune.report import build
 from deftune.train import TrainResult
 from tests.test_pipeline import tiny_pipeline  # noqa: F401 (the fixture, used through run_dir)
 
-ARTIFACTS = {"train/result.json": ResultArtifact, "evaluate/eval.json": EvalArtifact,
-             "safety/safety.json": SafetyArtifact, "pipeline.json": PipelineArtifact}
+ARTIFACTS = {
+    "train/result.json": ResultArtifact,
+    "evaluate/eval.json": EvalArtifact,
+    "safety/safety.json": SafetyArtifact,
+    "pipeline.json": PipelineArtifact,
+}
 
 
 @pytest.fixture(scope="module")

@@ -25,21 +25,27 @@ def _direct(model, tokenizer, prompt, option):
 
 def test_option_scores_equal_unbatched_full_sequence_scoring(tiny):
     model, tokenizer = tiny
-    prompts = ["Question: what colour is the sky?\nAnswer:", "Hi", "A much longer prompt that needs left padding "
-               "when it shares a batch with the short ones above."]
+    prompts = [
+        "Question: what colour is the sky?\nAnswer:",
+        "Hi",
+        "A much longer prompt that needs left padding when it shares a batch with the short ones above.",
+    ]
     options = [[" blue", " green and yellow"], [" there", " you", " everyone here today"], [" yes"]]
     got = inference.option_scores(model, tokenizer, prompts, options, batch_size=3)
     for prompt, opts, scores in zip(prompts, options, got):
-        assert [s.logprob for s in scores] == pytest.approx([_direct(model, tokenizer, prompt, o) for o in opts],
-                                                            abs=1e-3)
+        assert [s.logprob for s in scores] == pytest.approx(
+            [_direct(model, tokenizer, prompt, o) for o in opts], abs=1e-3
+        )
         assert [s.chars for s in scores] == [len(o) for o in opts]
 
 
 def test_label_probabilities_are_a_distribution_over_the_label_set(tiny):
     model, tokenizer = tiny
     renderer = Renderer(tokenizer, labels=["sport", "tech", "business"], instruction="Label: {labels}\n{text}")
-    records = [Record(id=str(i), format="classification", text=t, label="sport")
-               for i, t in enumerate(["A late goal", "A new chip ships with the phone"])]
+    records = [
+        Record(id=str(i), format="classification", text=t, label="sport")
+        for i, t in enumerate(["A late goal", "A new chip ships with the phone"])
+    ]
     probs = labels.label_probabilities(model, tokenizer, renderer, records)
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1)
     assert labels.answer_text(renderer, records[0], "tech") == "tech" + tokenizer.eos_token
@@ -74,8 +80,18 @@ def test_generate_and_score_share_one_prompt_pass_with_identical_results(tiny):
         assert [s.logprob for s in got] == pytest.approx([s.logprob for s in want], abs=1e-3)
 
 
-@pytest.mark.parametrize("answer, label", [
-    ("sport", "sport"), (" Sport. ", "sport"), ("The category is tech.", "tech"), ("sport or tech", None),
-    ("cooking", None), ("", None), ("business news", "business news"), ("sports", None)])
+@pytest.mark.parametrize(
+    "answer, label",
+    [
+        ("sport", "sport"),
+        (" Sport. ", "sport"),
+        ("The category is tech.", "tech"),
+        ("sport or tech", None),
+        ("cooking", None),
+        ("", None),
+        ("business news", "business news"),
+        ("sports", None),
+    ],
+)
 def test_parse_label_against_the_label_set(answer, label):
     assert parse_label(answer, ["sport", "tech", "business news"]) == label

@@ -15,8 +15,9 @@ AMPERE = Hardware("cuda", cuda_bf16=True, cpu_bf16=False, cpu_capability="AVX2")
 TURING = Hardware("cuda", cuda_bf16=False, cpu_bf16=False, cpu_capability="AVX2")
 
 
-@pytest.mark.parametrize("hw, expected, native", [(AVX2, "fp32", True), (AMX, "bf16", True),
-                                                  (AMPERE, "bf16", True), (TURING, "fp16", True)])
+@pytest.mark.parametrize(
+    "hw, expected, native", [(AVX2, "fp32", True), (AMX, "bf16", True), (AMPERE, "bf16", True), (TURING, "fp16", True)]
+)
 def test_auto_takes_what_the_hardware_runs_natively(hw, expected, native):
     chosen = choose("auto", hw)
     assert (chosen.name, chosen.native, chosen.device) == (expected, native, hw.device)

@@ -42,8 +42,12 @@ def test_reweighted_cells_are_independent_when_every_cell_is_populated():
 
 
 def test_stratified_resampling_sizes_cells_to_independence():
-    records = [rec(i, "t", y, {"gender": g}) for i, (g, y) in enumerate(
-        [("m", "a")] * 6 + [("m", "b")] * 2 + [("f", "a")] * 2 + [("f", "b")] * 2 + [(None, "a")])]
+    records = [
+        rec(i, "t", y, {"gender": g})
+        for i, (g, y) in enumerate(
+            [("m", "a")] * 6 + [("m", "b")] * 2 + [("f", "a")] * 2 + [("f", "b")] * 2 + [(None, "a")]
+        )
+    ]
     records[-1].group = None
     groups = groups_of(records, "gender")
     out = resample(records, groups, seed=0)
@@ -54,20 +58,27 @@ def test_stratified_resampling_sizes_cells_to_independence():
 
 
 def test_groups_come_from_the_field_else_the_lexicon():
-    records = [rec(0, "text", "a", {"gender": "x"}), rec(1, "She said so", "a"), rec(2, "He and she", "a"),
-               rec(3, "Nothing here", "a")]
+    records = [
+        rec(0, "text", "a", {"gender": "x"}),
+        rec(1, "She said so", "a"),
+        rec(2, "He and she", "a"),
+        rec(3, "Nothing here", "a"),
+    ]
     assert groups_of(records, "gender") == ["x", "female", None, None]
 
 
-@pytest.mark.parametrize("text, swapped", [
-    ("He gave her the book.", "She gave him the book."),
-    ("She walked her dog.", "He walked his dog."),
-    ("I saw her.", "I saw him."),
-    ("HIS wife and Mr Smith", "HER husband and Mrs Smith"),
-    ("John met his brother", "Mary met her sister"),
-    ("nothing to swap", "nothing to swap"),
-    ("the sheep and the shepherd", "the sheep and the shepherd"),
-])
+@pytest.mark.parametrize(
+    "text, swapped",
+    [
+        ("He gave her the book.", "She gave him the book."),
+        ("She walked her dog.", "He walked his dog."),
+        ("I saw her.", "I saw him."),
+        ("HIS wife and Mr Smith", "HER husband and Mrs Smith"),
+        ("John met his brother", "Mary met her sister"),
+        ("nothing to swap", "nothing to swap"),
+        ("the sheep and the shepherd", "the sheep and the shepherd"),
+    ],
+)
 def test_swaps_keep_case_and_resolve_her(text, swapped):
     assert swap(text, swap_table()) == swapped
 
@@ -83,8 +94,11 @@ def test_counterfactual_keeps_label_and_marks_provenance():
     assert copy.text == "He is a great engineer" and copy.label == "tech"
     assert copy.id == "7#counterfactual" and copy.meta["counterfactual_of"] == "7"
     assert counterfactual(rec(8, "a neutral text", "tech"), swap_table()) is None
-    chat = Record(id="c", format="chat", messages=[{"role": "user", "content": "Is he right?"},
-                                                   {"role": "assistant", "content": "He is."}])
+    chat = Record(
+        id="c",
+        format="chat",
+        messages=[{"role": "user", "content": "Is he right?"}, {"role": "assistant", "content": "He is."}],
+    )
     assert [m["content"] for m in counterfactual(chat, swap_table()).messages] == ["Is she right?", "She is."]
     assert len(augment([record, rec(8, "neutral", "x")], swap_table())) == 3
 
@@ -94,38 +108,62 @@ def test_balance_command_writes_weights(tmp_path):
 
     from deftune.cli import app
 
-    rows = [{"id": str(i), "text": t, "label": y} for i, (t, y) in enumerate(
-        [("she codes", "tech"), ("she runs", "sport"), ("he codes", "tech"), ("he codes too", "tech"),
-         ("he runs", "sport"), ("plain", "sport")])]
+    rows = [
+        {"id": str(i), "text": t, "label": y}
+        for i, (t, y) in enumerate(
+            [
+                ("she codes", "tech"),
+                ("she runs", "sport"),
+                ("he codes", "tech"),
+                ("he codes too", "tech"),
+                ("he runs", "sport"),
+                ("plain", "sport"),
+            ]
+        )
+    ]
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(app, ["balance", str(data), "data.balance.strategy=reweight",
-                                      "data.balance.counterfactual=true", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        ["balance", str(data), "data.balance.strategy=reweight", "data.balance.counterfactual=true", "--out", str(out)],
+    )
     assert result.exit_code == 0, result.output
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(written) == 11  # 6 records + 5 counterfactual copies
     # the swapped copies make each gender 3 tech + 2 sport: group and label independent, every weight 1
     assert [r["meta"]["weight"] for r in written] == pytest.approx([1.0] * 11)
-    _, report = balance([rec(r["id"], r["text"], r["label"]) for r in rows],
-                              BalanceConfig(strategy="reweight"), "gender", seed=0)
+    _, report = balance(
+        [rec(r["id"], r["text"], r["label"]) for r in rows], BalanceConfig(strategy="reweight"), "gender", seed=0
+    )
     assert report["cells_before"] == {"female|sport": 1, "female|tech": 1, "male|sport": 1, "male|tech": 2}
     assert sum(report["cells_after"].values()) == pytest.approx(5)
 
 
 def _skewed(tmp_path, weight=None):
     """Gender and label correlated: women write 3 sport + 1 tech, men 1 sport + 3 tech."""
-    rows = [{"id": f"{g}-{i}", "text": f"{p} wrote item {i}", "label": "sport" if (i < 3) == (g == "f") else "tech"}
-            for g, p in (("f", "She"), ("m", "He")) for i in range(4)]
+    rows = [
+        {"id": f"{g}-{i}", "text": f"{p} wrote item {i}", "label": "sport" if (i < 3) == (g == "f") else "tech"}
+        for g, p in (("f", "She"), ("m", "He"))
+        for i in range(4)
+    ]
     if weight is not None:
         rows[0]["meta"] = {"weight": weight}
     return write_jsonl(tmp_path / "skewed.jsonl", rows)
 
 
 def _base(tiny_model, tmp_path, data):
-    return [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}", "run.name=b",
-            "training.max_steps=2", "training.batch_size=8", "training.batching=fixed", "data.split.test=0",
-            "data.split.validation=0"]
+    return [
+        f"model.spec={tiny_model}",
+        f"data.path={data}",
+        f"run.root={tmp_path}",
+        "run.name=b",
+        "training.max_steps=2",
+        "training.batch_size=8",
+        "training.batching=fixed",
+        "data.split.test=0",
+        "data.split.validation=0",
+    ]
 
 
 def test_training_reweights_the_loss_by_group_and_label(tiny_model, tmp_path, monkeypatch):
@@ -146,8 +184,9 @@ def test_training_reweights_the_loss_by_group_and_label(tiny_model, tmp_path, mo
     assert sorted(seen[:8]) == pytest.approx([2 / 3] * 6 + [2.0] * 2)
     report = json.loads((tmp_path / "b" / "data" / "balance.json").read_text())
     assert report["cells_before"] == {"female|sport": 3, "female|tech": 1, "male|sport": 1, "male|tech": 3}
-    assert report["cells_after"] == pytest.approx({"female|sport": 2, "female|tech": 2, "male|sport": 2,
-                                                   "male|tech": 2})
+    assert report["cells_after"] == pytest.approx(
+        {"female|sport": 2, "female|tech": 2, "male|sport": 2, "male|tech": 2}
+    )
 
 
 @pytest.mark.parametrize("weight", [-1, "heavy", True])

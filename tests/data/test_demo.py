@@ -9,8 +9,13 @@ from deftune.data import load, load_splits
 def test_bbc_news_is_complete():
     ds = load("embedded:bbc-news")
     assert len(ds) == 2225 and ds.format == "classification"
-    assert Counter(r.label for r in ds.records) == {"sports": 511, "business": 510, "politics": 417,
-                                                    "tech": 401, "entertainment": 386}
+    assert Counter(r.label for r in ds.records) == {
+        "sports": 511,
+        "business": 510,
+        "politics": 417,
+        "tech": 401,
+        "entertainment": 386,
+    }
     record = next(r for r in ds.records if r.id == "business-001")
     title, first = record.text.split("\n")
     assert title == "Ad sales boost Time Warner profit"
@@ -47,8 +52,11 @@ def test_hold_out_moves_one_topic_to_the_test_split(tmp_path):
     from deftune.errors import DataError
     from tests.helpers import TOPICS, write_jsonl
 
-    rows = [{"id": f"{label}-{i}", "text": text, "label": label, "meta": {"source": "wire" if i < 2 else "web"}}
-            for label, texts in TOPICS.items() for i, text in enumerate(texts)]
+    rows = [
+        {"id": f"{label}-{i}", "text": text, "label": label, "meta": {"source": "wire" if i < 2 else "web"}}
+        for label, texts in TOPICS.items()
+        for i, text in enumerate(texts)
+    ]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     cfg = DataConfig(path=str(path), split={"validation": 0.25, "test": 0.25, "hold_out": "source=wire"})
     parts = load_splits(cfg, seed=0)
@@ -66,5 +74,9 @@ def test_hold_out_moves_one_topic_to_the_test_split(tmp_path):
 
     for bad, message in (("source=radio", "no record has source=radio"), ("topic=99", "topics are 0 to 7")):
         with pytest.raises(DataError, match=message):
-            load_splits(DataConfig(path=str(path) if bad.startswith("source") else "embedded:bbc-news",
-                                   split={"hold_out": bad}), seed=0)
+            load_splits(
+                DataConfig(
+                    path=str(path) if bad.startswith("source") else "embedded:bbc-news", split={"hold_out": bad}
+                ),
+                seed=0,
+            )

@@ -8,16 +8,24 @@ from deftune.data.records import load_file
 from deftune.errors import DataError
 from tests.helpers import write_jsonl
 
-CHAT = {"id": "c1", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                                 {"role": "assistant", "content": "Hello."}],
-        "meta": {"topic": "greeting"}, "group": {"gender": "female"}}
+CHAT = {
+    "id": "c1",
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+    ],
+    "meta": {"topic": "greeting"},
+    "group": {"gender": "female"},
+}
 COMPLETION = {"prompt": "2+2=", "completion": "4"}
 TEXT = {"text": "Plain text for language modelling."}
 CLASSIFICATION = {"id": "x", "text": "The match ended 2-1.", "label": "sport", "annotations": ["sport", "sport", None]}
 
 
-@pytest.mark.parametrize("row, fmt", [(CHAT, "chat"), (COMPLETION, "completion"), (TEXT, "text"),
-                                      (CLASSIFICATION, "classification")])
+@pytest.mark.parametrize(
+    "row, fmt", [(CHAT, "chat"), (COMPLETION, "completion"), (TEXT, "text"), (CLASSIFICATION, "classification")]
+)
 def test_each_format_loads_from_jsonl(tmp_path, row, fmt):
     ds = load_file(write_jsonl(tmp_path / "d.jsonl", [row, row | {"id": "second"}]))
     assert ds.format == fmt and len(ds) == 2
@@ -33,8 +41,10 @@ def test_each_format_loads_from_jsonl(tmp_path, row, fmt):
 def test_csv_parquet_and_saved_hf_dataset_give_the_same_records(tmp_path):
     import datasets
 
-    rows = [{"id": str(i), "text": f"article {i}", "label": ["a", "b"][i % 2], "meta": json.dumps({"src": "x"})}
-            for i in range(5)]
+    rows = [
+        {"id": str(i), "text": f"article {i}", "label": ["a", "b"][i % 2], "meta": json.dumps({"src": "x"})}
+        for i in range(5)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     pd.DataFrame(rows).to_parquet(tmp_path / "d.parquet")
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "hf"))
@@ -108,7 +118,7 @@ def test_duplicate_ids_are_rejected(tmp_path):
 
 
 def test_bad_csv_cell_and_unknown_extension(tmp_path):
-    (tmp_path / "d.csv").write_text('text,label,meta\nhello,a,{not json}\n')
+    (tmp_path / "d.csv").write_text("text,label,meta\nhello,a,{not json}\n")
     with pytest.raises(DataError) as info:
         load_file(tmp_path / "d.csv")
     assert (info.value.line, info.value.field) == (2, "meta")

@@ -6,22 +6,29 @@ from deftune.errors import DataError
 
 
 def trained_text(tokenizer, rendered):
-    return tokenizer.decode([t for t, lab in zip(rendered.input_ids, rendered.labels) if lab != IGNORE],
-                            skip_special_tokens=False)
+    return tokenizer.decode(
+        [t for t, lab in zip(rendered.input_ids, rendered.labels) if lab != IGNORE], skip_special_tokens=False
+    )
 
 
 def masked_text(tokenizer, rendered):
-    return tokenizer.decode([t for t, lab in zip(rendered.input_ids, rendered.labels) if lab == IGNORE],
-                            skip_special_tokens=False)
+    return tokenizer.decode(
+        [t for t, lab in zip(rendered.input_ids, rendered.labels) if lab == IGNORE], skip_special_tokens=False
+    )
 
 
 def test_chat_trains_only_assistant_turns_with_eos(tokenizer):
-    record = Record(id="1", format="chat", messages=[
-        {"role": "system", "content": "You answer tersely."},
-        {"role": "user", "content": "Capital of France?"},
-        {"role": "assistant", "content": "Paris."},
-        {"role": "user", "content": "And of Spain?"},
-        {"role": "assistant", "content": "Madrid."}])
+    record = Record(
+        id="1",
+        format="chat",
+        messages=[
+            {"role": "system", "content": "You answer tersely."},
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Paris."},
+            {"role": "user", "content": "And of Spain?"},
+            {"role": "assistant", "content": "Madrid."},
+        ],
+    )
     rendered = Renderer(tokenizer).render(record)
     # The whole sequence is exactly the chat template's rendering.
     full = tokenizer.apply_chat_template(record.messages, tokenize=False)
@@ -41,8 +48,9 @@ def test_prompt_tokens_match_the_inference_prompt(tokenizer):
     record = Record(id="1", format="completion", prompt="Say hi", completion="hi")
     renderer = Renderer(tokenizer)
     rendered = renderer.render(record)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Say hi"}], tokenize=False,
-                                           add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Say hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert renderer.prompt_text(record) == prompt
     n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert rendered.input_ids[:n_prompt] == tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -51,10 +59,12 @@ def test_prompt_tokens_match_the_inference_prompt(tokenizer):
 
 
 def test_classification_prompt_carries_label_set_and_truncates_text(tokenizer):
-    renderer = Renderer(tokenizer, labels=["business", "sport"], instruction="Pick one of: {labels}\n{text}",
-                        max_input_tokens=5)
-    record = Record(id="1", format="classification", text="one two three four five six seven eight nine ten",
-                    label="sport")
+    renderer = Renderer(
+        tokenizer, labels=["business", "sport"], instruction="Pick one of: {labels}\n{text}", max_input_tokens=5
+    )
+    record = Record(
+        id="1", format="classification", text="one two three four five six seven eight nine ten", label="sport"
+    )
     rendered = renderer.render(record)
     prompt = renderer.classification_prompt(record)
     assert prompt.startswith("Pick one of: business, sport\n")

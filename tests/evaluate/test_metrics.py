@@ -92,11 +92,18 @@ def test_paired_randomisation_p_value_agrees_with_sacrebleu():
 
     def noisy(ref, p):
         return " ".join(w if rng.random() > p else rng.choice(words) for w in ref.split())
+
     base, tuned = [noisy(r, 0.5) for r in refs], [noisy(r, 0.45) for r in refs]
-    ours = bootstrap.paired(metrics.generation(base, refs)[0][0], metrics.generation(tuned, refs)[0][0],
-                            resamples=2000, confidence=0.95, seed=3)
-    _, results = PairedTest([("base", base), ("tuned", tuned)], {"BLEU": BLEU()}, [refs], test_type="ar",
-                            n_samples=2000)()
+    ours = bootstrap.paired(
+        metrics.generation(base, refs)[0][0],
+        metrics.generation(tuned, refs)[0][0],
+        resamples=2000,
+        confidence=0.95,
+        seed=3,
+    )
+    _, results = PairedTest(
+        [("base", base), ("tuned", tuned)], {"BLEU": BLEU()}, [refs], test_type="ar", n_samples=2000
+    )()
     theirs = results["BLEU"][1].p_value
     assert 0.02 < theirs < 0.98  # an undecided case, where the two estimates can be compared
     assert ours["p_value"] == pytest.approx(theirs, abs=0.05)
@@ -115,6 +122,7 @@ def test_f1_from_counts_equals_scikit_learn_on_random_resamples(seed):
     for average in ("macro", "micro"):
         metric = found[f"{average}_f1"]
         for idx in rng.integers(0, len(gold), size=(20, len(gold))):
-            expected = f1_score([gold[i] for i in idx], [as_sklearn[i] for i in idx], labels=labels,
-                                average=average, zero_division=0)
+            expected = f1_score(
+                [gold[i] for i in idx], [as_sklearn[i] for i in idx], labels=labels, average=average, zero_division=0
+            )
             assert metric.score(metric.rows[idx]) == pytest.approx(expected)

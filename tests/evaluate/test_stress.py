@@ -51,23 +51,29 @@ def test_paraphrases_are_kept_only_when_they_differ_and_keep_the_length():
 
 
 def _records(texts, labels, **meta):
-    return [Record(id=str(i), format="classification", text=t, label=l, meta=dict(meta))
-            for i, (t, l) in enumerate(zip(texts, labels))]
+    return [
+        Record(id=str(i), format="classification", text=t, label=y, meta=dict(meta))
+        for i, (t, y) in enumerate(zip(texts, labels))
+    ]
 
 
 def _keyword_system(confidence=0.9):
     """'sport' when the text says 'goal' (case-sensitive), else 'tech'; the chosen label gets `confidence`."""
+
     def probabilities(records):
         sport = np.array(["goal" in r.text for r in records])
         return np.where(sport[:, None], [confidence, 1 - confidence], [1 - confidence, confidence])
+
     return stress.System("keyword", probabilities, lambda records: [None] * len(records))
 
 
 def test_invariance_flip_rate_worst_case_accuracy_and_candidate_records(tmp_path):
-    records = _records(["a late goal won it", "new chip, faster phone", "Another GOAL today"],
-                       ["sport", "tech", "sport"], topic="news")
-    variants, notes = stress.rephrasings(records, ["casing", "punctuation"], wordnet_dir=str(tmp_path), seed=0,
-                                         paraphrase=None)
+    records = _records(
+        ["a late goal won it", "new chip, faster phone", "Another GOAL today"], ["sport", "tech", "sport"], topic="news"
+    )
+    variants, notes = stress.rephrasings(
+        records, ["casing", "punctuation"], wordnet_dir=str(tmp_path), seed=0, paraphrase=None
+    )
     assert notes["unchanged"] == {"casing": 0, "punctuation": 0}  # a text without marks gets a full stop
     result, failed = stress.invariance(_keyword_system(), records, variants, LABELS, CFG, seed=0)
     casing = result["perturbations"]["casing"]
@@ -94,6 +100,7 @@ def test_held_out_topics_report_the_accuracy_drop_and_calibration():
 
     def topics(rs):
         return [r.meta["topic"] for r in rs]
+
     result = stress.held_out(topics(records), topics(train), probs, gold, "topic", CFG, seed=0)
     assert result["held_out_values"] == ["z"] and result["train_share"]["z"] == 0
     assert result["in_distribution"]["accuracy"]["value"] == pytest.approx(0.75)
@@ -122,6 +129,7 @@ def test_false_confidence_under_both_expectations():
     assert spread["mixed"]["mass_on_the_two_labels"]["value"] == pytest.approx(1)
     calm = stress.ambiguity(_keyword_system(0.6), made, LABELS, CFG, seed=0)
     assert calm["uninformative"]["false_confidence_rate"]["value"] == 0
-    abstain = stress.ambiguity(_keyword_system(0.9), made, LABELS,
-                               EvaluationConfig(resamples=100, ambiguity_expectation="abstain"), seed=0)
+    abstain = stress.ambiguity(
+        _keyword_system(0.9), made, LABELS, EvaluationConfig(resamples=100, ambiguity_expectation="abstain"), seed=0
+    )
     assert abstain["mixed"]["false_confidence_rate"]["value"] == 0  # the system's answers name no label

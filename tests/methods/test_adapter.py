@@ -49,8 +49,9 @@ def _train(model, steps=5):
 
 def _generate(model, **kwargs):
     prompt = IDS[:1]
-    return model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8, do_sample=False,
-                          pad_token_id=0, **kwargs)
+    return model.generate(
+        prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8, do_sample=False, pad_token_id=0, **kwargs
+    )
 
 
 @pytest.mark.parametrize("nonlinearity", ["relu", "gelu", "silu"])
@@ -83,8 +84,9 @@ def test_adapters_receive_the_attention_and_mlp_outputs(tiny_model):
     assert isinstance(mlp_out, torch.Tensor) and seen["mlp", "in"] is mlp_out
 
 
-@pytest.mark.parametrize(("reduction", "placement", "expected"),
-                         [(16, ("attention", "mlp"), 2320), (8, ("mlp",), 2192)])
+@pytest.mark.parametrize(
+    ("reduction", "placement", "expected"), [(16, ("attention", "mlp"), 2320), (8, ("mlp",), 2192)]
+)
 def test_only_adapters_train_and_count_matches_formula(tiny_model, reduction, placement, expected):
     model = add_adapters(_base(tiny_model), BottleneckConfig(reduction_factor=reduction, placement=placement))
     b = HIDDEN // reduction
@@ -105,7 +107,9 @@ def test_train_save_load_gives_identical_logits_and_generations(tiny_model, tmp_
 
     folder = save_adapters(model, tmp_path / "adapter")
     assert is_adapter_dir(folder) and sorted(p.name for p in folder.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors"]
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
     saved = json.loads((folder / "adapter_config.json").read_text())
     assert saved["method"] == "bottleneck_adapter" and saved["format_version"] == 1
     assert saved["base_model_name_or_path"] == str(tiny_model) and saved["reduction_factor"] == 4
@@ -121,7 +125,8 @@ def test_train_save_load_gives_identical_logits_and_generations(tiny_model, tmp_
 
     again = load_adapters(_base(tiny_model), folder, trainable=True)
     assert sum(p.numel() for p in again.parameters() if p.requires_grad) == sum(
-        p.numel() for p in model.parameters() if p.requires_grad)
+        p.numel() for p in model.parameters() if p.requires_grad
+    )
 
 
 def test_dropout_only_where_configured(tiny_model):
@@ -209,9 +214,18 @@ def test_hf_trainer_trains_only_the_adapters(tiny_model, tmp_path):
 
     base_state = {k: v.clone() for k, v in _base(tiny_model).state_dict().items()}
     model = add_adapters(_base(tiny_model), BottleneckConfig())
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=2,
-                             learning_rate=1e-2, save_strategy="no", report_to=[], use_cpu=True,
-                             activation_checkpointing=True, disable_tqdm=True, logging_strategy="no")
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=3,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        activation_checkpointing=True,
+        disable_tqdm=True,
+        logging_strategy="no",
+    )
     rows = [{"input_ids": ids, "labels": ids} for ids in IDS]
     Trainer(model=model, args=args, train_dataset=rows).train()
     assert all(w.adapter.up.weight.any() for w in _wrappers(model, ""))
@@ -225,9 +239,16 @@ def test_config_json_and_validation():
     text = config.to_json("some/base")
     assert json.loads(text)["base_model_name_or_path"] == "some/base"
     assert BottleneckConfig.from_json(text) == config
-    for bad in ({"reduction_factor": 0}, {"reduction_factor": 2.0}, {"nonlinearity": "tanh"},
-                {"attention_dropout": 1.0}, {"mlp_dropout": -0.1}, {"placement": ()}, {"placement": ("ffn",)},
-                {"placement": ("mlp", "mlp")}):
+    for bad in (
+        {"reduction_factor": 0},
+        {"reduction_factor": 2.0},
+        {"nonlinearity": "tanh"},
+        {"attention_dropout": 1.0},
+        {"mlp_dropout": -0.1},
+        {"placement": ()},
+        {"placement": ("ffn",)},
+        {"placement": ("mlp", "mlp")},
+    ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             BottleneckConfig(**bad)
 

@@ -26,8 +26,9 @@ def _logits(model):
 
 
 RUNNABLE = [m.name for m in methods.REGISTRY.values() if not m.quantized_base]  # 4-bit bases need CUDA
-MERGEABLE = [m.name for m in methods.REGISTRY.values() if m.saved_as == "adapter" and not m.unmergeable
-             and not m.quantized_base]
+MERGEABLE = [
+    m.name for m in methods.REGISTRY.values() if m.saved_as == "adapter" and not m.unmergeable and not m.quantized_base
+]
 
 
 def test_the_config_and_the_sweep_follow_the_registry():
@@ -63,14 +64,18 @@ def test_merge_keeps_outputs(tmp_path, tiny_model, name):
     expected = _logits(tuned)
     merged = tuned.merge_and_unload()
     merged.save_pretrained(tmp_path / "merged")
-    torch.testing.assert_close(_logits(AutoModelForCausalLM.from_pretrained(tmp_path / "merged")), expected,
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        _logits(AutoModelForCausalLM.from_pretrained(tmp_path / "merged")), expected, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_trainable_shares_are_ordered(tiny_model):
-    shares = {name: methods.count_parameters(methods.apply(AutoModelForCausalLM.from_pretrained(tiny_model),
-                                                           MethodConfig(name=name), DropoutConfig())).share
-              for name in ("full", "lora", "adapter", "prefix")}
+    shares = {
+        name: methods.count_parameters(
+            methods.apply(AutoModelForCausalLM.from_pretrained(tiny_model), MethodConfig(name=name), DropoutConfig())
+        ).share
+        for name in ("full", "lora", "adapter", "prefix")
+    }
     assert shares["full"] == 1 > shares["lora"] > 0 and 0 < shares["adapter"] < 1 and 0 < shares["prefix"] < 1
 
 

@@ -1,4 +1,3 @@
-
 import pytest
 
 from deftune.config import SafetyConfig
@@ -12,25 +11,63 @@ def terms(text, lst=BLOCK):
     return [(h["category"], h["term"]) for h in lst.matches(text)]
 
 
-@pytest.mark.parametrize("text", [
-    "shit", "SHIT", "Sh1t", "$hit", "sh!t", "s h i t", "s.h.i.t", "s-h-i-t", "shiiiiit", "s**t", "ѕhit",  # Cyrillic ѕ
-    "sh\u200bit", "shít"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "shit",
+        "SHIT",
+        "Sh1t",
+        "$hit",
+        "sh!t",
+        "s h i t",
+        "s.h.i.t",
+        "s-h-i-t",
+        "shiiiiit",
+        "s**t",
+        "ѕhit",  # Cyrillic ѕ
+        "sh\u200bit",
+        "shít",
+    ],
+)
 def test_evasions_of_a_blocked_word_are_caught(text):
     assert terms(text) == [("profanity", "*shit")] or terms(text) == [("profanity", "shit*")]
 
 
-@pytest.mark.parametrize("text, term", [
-    ("motherf***er", "motherf*"), ("c**ksuckers", "cocksuck*"), ("f**king hell", "*fuck*"),
-    ("what a dumbassss", "dumbass*"), ("you 4ss", "ass"), ("I will k1ll you", "kill you"),
-    ("i will KILL   YOU", "kill you"), ("shut uuuup", "shut up"), ("cheap sex toys here", "sex toy*"),
-    ("two blow-jobs", "blow job*")])
+@pytest.mark.parametrize(
+    "text, term",
+    [
+        ("motherf***er", "motherf*"),
+        ("c**ksuckers", "cocksuck*"),
+        ("f**king hell", "*fuck*"),
+        ("what a dumbassss", "dumbass*"),
+        ("you 4ss", "ass"),
+        ("I will k1ll you", "kill you"),
+        ("i will KILL   YOU", "kill you"),
+        ("shut uuuup", "shut up"),
+        ("cheap sex toys here", "sex toy*"),
+        ("two blow-jobs", "blow job*"),
+    ],
+)
 def test_masks_inflections_and_phrases(text, term):
     assert term in [t for _, t in terms(text)]
 
 
-@pytest.mark.parametrize("text", [
-    "Scunthorpe United won", "I passed the class", "a glass of water", "assess the assets", "cocktail party",
-    "the document is classified", "Sussex", "the 4th of July", "3 to 5 apples", "a.m. and p.m.", "f u n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Scunthorpe United won",
+        "I passed the class",
+        "a glass of water",
+        "assess the assets",
+        "cocktail party",
+        "the document is classified",
+        "Sussex",
+        "the 4th of July",
+        "3 to 5 apples",
+        "a.m. and p.m.",
+        "f u n",
+    ],
+)
 def test_innocent_words_are_not_caught(text):
     assert terms(text) == []
 
@@ -50,8 +87,9 @@ def test_blocklist_overrides_replace_and_remove_categories():
 
 def test_screen_verdict_names_rules_and_redacts():
     screen = Screen(SafetyConfig())
-    clean, toxic, personal = screen(["What is the capital of France?", "you stupid f*cking idiot",
-                                     "mail bob@example.com, card 4111 1111 1111 1111"])
+    clean, toxic, personal = screen(
+        ["What is the capital of France?", "you stupid f*cking idiot", "mail bob@example.com, card 4111 1111 1111 1111"]
+    )
     assert not clean.flagged and clean.rules == [] and clean.redacted == "What is the capital of France?"
     assert toxic.flagged and toxic.blocked
     assert {"classifier", "blocklist"} <= {r["rule"] for r in toxic.rules}
@@ -71,8 +109,9 @@ def test_classifier_threshold_and_switch():
     assert Screen(SafetyConfig(classifier=False)).one(text).scores == {}
 
 
-@pytest.mark.parametrize("answer, codes", [("safe", None), ("unsafe\nS1,S10", ["S1", "S10"]),
-                                           ("Unsafe", ["unsafe"]), ("\nsafe\n", None)])
+@pytest.mark.parametrize(
+    "answer, codes", [("safe", None), ("unsafe\nS1,S10", ["S1", "S10"]), ("Unsafe", ["unsafe"]), ("\nsafe\n", None)]
+)
 def test_guard_answers_are_parsed(answer, codes):
     assert parse_guard(answer) == codes
 
@@ -91,9 +130,14 @@ def test_read_texts_jsonl_and_plain(tmp_path):
     assert read_texts(tmp_path / "a.txt") == [("1", "one"), ("3", "two")]
 
 
-@pytest.mark.parametrize("content, where", [('{"text": "ok"}\n{"txt": "no"}\n', ":2:text"),
-                                             ('{"text": "ok"}\n{broken\n', ":2: malformed JSON"),
-                                             ('["a list"]\n', ":1: expected a JSON object")])
+@pytest.mark.parametrize(
+    "content, where",
+    [
+        ('{"text": "ok"}\n{"txt": "no"}\n', ":2:text"),
+        ('{"text": "ok"}\n{broken\n', ":2: malformed JSON"),
+        ('["a list"]\n', ":1: expected a JSON object"),
+    ],
+)
 def test_read_texts_errors_name_file_line_field(tmp_path, content, where):
     path = tmp_path / "bad.jsonl"
     path.write_text(content)

@@ -13,13 +13,22 @@ from tests.helpers import classification_file
 FAST = ["safety.bias_examples=3", "safety.filter_examples=30", "safety.refusal_prompts=2", "safety.batch_size=4"]
 
 
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("safety")
-    cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={classification_file(root / 'd.jsonl', 1)}",
-                             f"run.root={root}", "run.name=r", "training.max_steps=1", "training.batch_size=4",
-                             "data.split.test=0.25", *FAST])
+    cfg = config.load(
+        None,
+        [
+            f"model.spec={tiny_model}",
+            f"data.path={classification_file(root / 'd.jsonl', 1)}",
+            f"run.root={root}",
+            "run.name=r",
+            "training.max_steps=1",
+            "training.batch_size=4",
+            "data.split.test=0.25",
+            *FAST,
+        ],
+    )
     train(cfg, quiet=True)
     return root / "r"
 
@@ -31,8 +40,11 @@ def test_run_folder_compares_base_and_tuned(tiny_run):
     assert set(report["bias"]["metrics"]) == {"crows_pairs", "stereoset", "bbq", "winobias"}
     crows = report["bias"]["metrics"]["crows_pairs"]["stereotype_preference"]
     assert crows["base"]["n"] == 3 and "p_value" in crows["change"]
-    assert set(report["bias"]["metrics"]["bbq"]) == {"accuracy:ambiguous", "accuracy:disambiguated",
-                                                     "unknown_rate:disambiguated"}
+    assert set(report["bias"]["metrics"]["bbq"]) == {
+        "accuracy:ambiguous",
+        "accuracy:disambiguated",
+        "unknown_rate:disambiguated",
+    }
     assert report["filters"]["toxic_recall"]["n"] == 30 and report["filters"]["benign_false_positive_rate"]["n"] == 30
     assert report["pii"]["redaction_rate"] >= 0.99
     assert report["answers"]["tuned"]["benign_refusal_rate"]["n"] == 2 and "change" in report["answers"]
@@ -41,8 +53,18 @@ def test_run_folder_compares_base_and_tuned(tiny_run):
 
 
 def test_model_spec_writes_its_own_run(tiny_model, tmp_path):
-    result = CliRunner().invoke(app, ["safety", str(tiny_model), f"run.root={tmp_path}", "run.name=m",
-                                      "safety.bias_benchmarks=[winobias]", *FAST, "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "safety",
+            str(tiny_model),
+            f"run.root={tmp_path}",
+            "run.name=m",
+            "safety.bias_benchmarks=[winobias]",
+            *FAST,
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "m" / "safety" / "safety.json").read_text())
     assert report["systems"] == ["model"] and list(report["bias"]["metrics"]) == ["winobias"]
@@ -62,12 +84,15 @@ def test_screen_command_writes_one_verdict_per_item(tmp_path):
     assert {r["rule"] for r in second["rules"]} >= {"blocklist", "pii:phone"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["screen", "missing.txt"], "missing.txt: file not found"),
-    (["screen", "BAD", "safety.classifier_threshold=2"], "safety.classifier_threshold"),
-    (["safety", "/nonexistent/model"], "model not found"),
-    (["dpo", "missing.jsonl"], "missing.jsonl: file not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["screen", "missing.txt"], "missing.txt: file not found"),
+        (["screen", "BAD", "safety.classifier_threshold=2"], "safety.classifier_threshold"),
+        (["safety", "/nonexistent/model"], "model not found"),
+        (["dpo", "missing.jsonl"], "missing.jsonl: file not found"),
+    ],
+)
 def test_user_errors_exit_2_in_one_line(tmp_path, args, message, entry_point):
     bad = tmp_path / "bad.txt"
     bad.write_text("x\n")

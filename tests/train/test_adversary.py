@@ -46,20 +46,41 @@ def test_reversed_gradient_is_minus_scale_times_the_finite_difference_gradient()
 
 
 def _gendered_data(root):
-    rows = [{"id": f"{g}-{topic}-{i}", "text": f"{pronoun} wrote about {topic} number {i}", "label": topic,
-             "group": {"gender": g}}
-            for i in range(6) for g, pronoun in (("female", "She"), ("male", "He")) for topic in ("sport", "tech")]
+    rows = [
+        {
+            "id": f"{g}-{topic}-{i}",
+            "text": f"{pronoun} wrote about {topic} number {i}",
+            "label": topic,
+            "group": {"gender": g},
+        }
+        for i in range(6)
+        for g, pronoun in (("female", "She"), ("male", "He"))
+        for topic in ("sport", "tech")
+    ]
     return write_jsonl(root / "g.jsonl", rows)
 
 
-@pytest.mark.parametrize("weight, probe, objective", [(1.0, False, "parity"), (0.0, True, "parity"),
-                                                      (1.0, False, "odds")])
+@pytest.mark.parametrize(
+    "weight, probe, objective", [(1.0, False, "parity"), (0.0, True, "parity"), (1.0, False, "odds")]
+)
 def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, weight, probe, objective):
-    cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={_gendered_data(tmp_path)}",
-                             f"run.root={tmp_path}", "run.name=a", "training.max_steps=3", "training.batch_size=8",
-                             "training.batching=fixed", "data.split.test=0", "data.split.validation=0",
-                             f"training.adversary.weight={weight}", f"training.adversary.probe={probe}",
-                             f"training.adversary.objective={objective}"])
+    cfg = config.load(
+        None,
+        [
+            f"model.spec={tiny_model}",
+            f"data.path={_gendered_data(tmp_path)}",
+            f"run.root={tmp_path}",
+            "run.name=a",
+            "training.max_steps=3",
+            "training.batch_size=8",
+            "training.batching=fixed",
+            "data.split.test=0",
+            "data.split.validation=0",
+            f"training.adversary.weight={weight}",
+            f"training.adversary.probe={probe}",
+            f"training.adversary.objective={objective}",
+        ],
+    )
     train(cfg, quiet=True)
     report = json.loads((tmp_path / "a" / "train" / "adversary.json").read_text())
     assert report["groups"] == ["female", "male"] and report["weight"] == weight
@@ -79,8 +100,14 @@ def test_training_with_the_adversary_logs_its_accuracy(tiny_model, tmp_path, wei
 
 def test_the_adversary_needs_two_groups_and_unpacked_rows(tiny_model, tmp_path):
     rows = [{"id": str(i), "text": f"plain text {i}", "label": "a" if i % 2 else "b"} for i in range(8)]
-    base = [f"model.spec={tiny_model}", f"run.root={tmp_path}", "training.max_steps=1", "data.split.test=0",
-            "data.split.validation=0", "training.adversary.weight=1"]
+    base = [
+        f"model.spec={tiny_model}",
+        f"run.root={tmp_path}",
+        "training.max_steps=1",
+        "data.split.test=0",
+        "data.split.validation=0",
+        "training.adversary.weight=1",
+    ]
     cfg = config.load(None, base + [f"data.path={write_jsonl(tmp_path / 'p.jsonl', rows)}", "run.name=x"])
     with pytest.raises(ConfigError, match="at least two 'gender' groups"):
         train(cfg, quiet=True)
@@ -129,18 +156,33 @@ def test_the_odds_objective_gives_the_head_the_label(tiny_model, tmp_path):
 
     model, _ = models.load(str(tiny_model))
     keys = [(1, 2), (3,), (4, 5, 6)]
-    adversary = debias.Adversary(model, ["f", "m"], {k: 0 for k in keys}, weight=1.0, hidden=8,
-                                 row_labels={(1, 2): 0, (3,): 2}, n_labels=3)
+    adversary = debias.Adversary(
+        model, ["f", "m"], {k: 0 for k in keys}, weight=1.0, hidden=8, row_labels={(1, 2): 0, (3,): 2}, n_labels=3
+    )
     assert adversary.head[0].in_features == model.config.hidden_size + 3
     seen = []
     adversary.head[0].register_forward_hook(lambda module, args, out: seen.append(args[0]))
     adversary(torch.zeros(3, model.config.hidden_size), keys)
     labels = seen[0][:, -3:]
     assert labels.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]  # the last row's record has no label
-    rows = [{"id": f"{g}-{i}", "text": f"{p} wrote {i}", "group": {"gender": g}}
-            for i in range(4) for g, p in (("female", "She"), ("male", "He"))]
-    cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={write_jsonl(tmp_path / 't.jsonl', rows)}",
-                             f"run.root={tmp_path}", "run.name=t", "training.max_steps=1", "data.split.test=0",
-                             "data.split.validation=0", "training.adversary.weight=1", "training.adversary.objective=odds"])
+    rows = [
+        {"id": f"{g}-{i}", "text": f"{p} wrote {i}", "group": {"gender": g}}
+        for i in range(4)
+        for g, p in (("female", "She"), ("male", "He"))
+    ]
+    cfg = config.load(
+        None,
+        [
+            f"model.spec={tiny_model}",
+            f"data.path={write_jsonl(tmp_path / 't.jsonl', rows)}",
+            f"run.root={tmp_path}",
+            "run.name=t",
+            "training.max_steps=1",
+            "data.split.test=0",
+            "data.split.validation=0",
+            "training.adversary.weight=1",
+            "training.adversary.objective=odds",
+        ],
+    )
     with pytest.raises(ConfigError, match="needs classification data"):
         train(cfg, quiet=True)

@@ -30,7 +30,7 @@ def test_batch_size_adapts_to_length_and_padding_is_small(lengths):
     rng = random.Random(0)
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    fixed = [order[i:i + 8] for i in range(0, len(order), 8)]
+    fixed = [order[i : i + 8] for i in range(0, len(order), 8)]
     assert padding_share(lengths, fixed) > 0.25  # what length-blind batches of 8 waste on the same data
 
 

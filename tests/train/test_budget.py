@@ -63,8 +63,7 @@ def test_a_budget_that_suffices_changes_nothing(monkeypatch):
 
 
 def test_durations_and_their_errors():
-    assert [parse_duration(t) for t in ("90s", "20m", "2h", "1h30m", "45", "1.5h")] == [90, 1200, 7200, 5400, 45,
-                                                                                      5400]
+    assert [parse_duration(t) for t in ("90s", "20m", "2h", "1h30m", "45", "1.5h")] == [90, 1200, 7200, 5400, 45, 5400]
     with pytest.raises(ConfigError, match="training.time_budget: .*expected a duration"):
         config.load(None, ["training.time_budget=5d"])
     with pytest.raises(ConfigError, match="time_budget needs schedule: wsd"):
@@ -74,9 +73,20 @@ def test_durations_and_their_errors():
 def test_training_records_the_cut(tmp_path, tiny_model, monkeypatch):
     monkeypatch.setattr(budget.time, "monotonic", Clock(1.0))
     data = classification_file(tmp_path / "topics.jsonl", copies=3)
-    cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}", "run.name=b",
-                             "data.split.test=0", "data.split.validation=0", "training.max_tokens=64",
-                             "training.max_steps=30", "training.time_budget=12s"])
+    cfg = config.load(
+        None,
+        [
+            f"model.spec={tiny_model}",
+            f"data.path={data}",
+            f"run.root={tmp_path}",
+            "run.name=b",
+            "data.split.test=0",
+            "data.split.validation=0",
+            "training.max_tokens=64",
+            "training.max_steps=30",
+            "training.time_budget=12s",
+        ],
+    )
     result = recipe.train(cfg, quiet=True)
     recorded = json.loads((Path(result.run_dir) / "train" / "result.json").read_text())["time_budget"]
     assert recorded["cut"] and recorded["planned_steps"] == 30 and result.steps == recorded["end_step"] < 30

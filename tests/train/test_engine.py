@@ -21,9 +21,20 @@ def _config(tmp_path, tiny_model, name, *overrides, validation=0.25):
     data = tmp_path / "topics.jsonl"
     if not data.exists():
         classification_file(data, copies=3)
-    return config.load(None, [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path / 'runs'}",
-                              f"run.name={name}", "data.split.test=0", f"data.split.validation={validation}",
-                              "training.max_tokens=256", "training.learning_rate=1e-2", *overrides])
+    return config.load(
+        None,
+        [
+            f"model.spec={tiny_model}",
+            f"data.path={data}",
+            f"run.root={tmp_path / 'runs'}",
+            f"run.name={name}",
+            "data.split.test=0",
+            f"data.split.validation={validation}",
+            "training.max_tokens=256",
+            "training.learning_rate=1e-2",
+            *overrides,
+        ],
+    )
 
 
 def _adapter(path: Path) -> dict:
@@ -32,10 +43,17 @@ def _adapter(path: Path) -> dict:
 
 def test_early_stopping_stops_and_restores_the_best(tmp_path, tiny_model, monkeypatch):
     scores = iter([0.1, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, -0.1, -0.2, -0.3])
-    monkeypatch.setattr(engine.Composite, "terms",
-                        lambda self, model, loss, renderer, records: {"composite": next(scores)})
-    cfg = _config(tmp_path, tiny_model, "es", "training.max_steps=20", "training.eval_steps=2",
-                  "training.early_stopping.patience=2")
+    monkeypatch.setattr(
+        engine.Composite, "terms", lambda self, model, loss, renderer, records: {"composite": next(scores)}
+    )
+    cfg = _config(
+        tmp_path,
+        tiny_model,
+        "es",
+        "training.max_steps=20",
+        "training.eval_steps=2",
+        "training.early_stopping.patience=2",
+    )
     result = recipe.train(cfg, quiet=True)
     assert result.steps == 8  # evaluations at 2, 4 (best), 6, 8: two without improvement
     assert result.early_stopping["best_step"] == 4 and result.early_stopping["best_composite"] == 0.5
@@ -48,33 +66,61 @@ def test_early_stopping_stops_and_restores_the_best(tmp_path, tiny_model, monkey
 
 
 def test_composite_score_uses_loss_and_task_metric(tmp_path, tiny_model):
-    result = recipe.train(_config(tmp_path, tiny_model, "cs", "training.max_steps=2", "training.eval_steps=2"),
-                           quiet=True)
+    result = recipe.train(
+        _config(tmp_path, tiny_model, "cs", "training.max_steps=2", "training.eval_steps=2"), quiet=True
+    )
     final = result.early_stopping["final"]
     assert 0.0 <= final["eval_macro_f1"] <= 1.0
     assert final["eval_composite"] == pytest.approx(final["eval_macro_f1"] - final["eval_loss"])
 
 
 def test_retention_weight_adds_the_measured_drop_to_the_composite(tmp_path, tiny_model):
-    result = recipe.train(_config(tmp_path, tiny_model, "rt", "training.max_steps=2", "training.eval_steps=2",
-                                   "training.early_stopping.retention_weight=2",
-                                   "training.early_stopping.retention_questions=3",
-                                   "evaluation.retention_benchmarks=[piqa]"), quiet=True)
+    result = recipe.train(
+        _config(
+            tmp_path,
+            tiny_model,
+            "rt",
+            "training.max_steps=2",
+            "training.eval_steps=2",
+            "training.early_stopping.retention_weight=2",
+            "training.early_stopping.retention_questions=3",
+            "evaluation.retention_benchmarks=[piqa]",
+        ),
+        quiet=True,
+    )
     final = result.early_stopping["final"]
     assert result.early_stopping["weights"]["retention"] == 2.0
     assert min(abs(3 * final["eval_retention_drop"] - k) for k in range(-3, 4)) < 1e-9  # a change on 3 questions
-    assert final["eval_composite"] == pytest.approx(final["eval_macro_f1"] - final["eval_loss"]
-                                                    - 2 * final["eval_retention_drop"])
+    assert final["eval_composite"] == pytest.approx(
+        final["eval_macro_f1"] - final["eval_loss"] - 2 * final["eval_retention_drop"]
+    )
 
 
 def test_step_metrics_are_logged(tmp_path, tiny_model):
-    result = recipe.train(_config(tmp_path, tiny_model, "m", "training.max_steps=4", "training.warmup=0.25",
-                                   "training.decay=0.25", validation=0), quiet=True)
+    result = recipe.train(
+        _config(
+            tmp_path,
+            tiny_model,
+            "m",
+            "training.max_steps=4",
+            "training.warmup=0.25",
+            "training.decay=0.25",
+            validation=0,
+        ),
+        quiet=True,
+    )
     rows = [json.loads(r) for r in (Path(result.run_dir) / "train" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "loss" in r]
     assert len(steps) == 4
-    for key in ("learning_rate", "phase", "tokens_per_s", "useful_tokens_per_s", "padding_share", "peak_memory_mb",
-                "grad_norm"):
+    for key in (
+        "learning_rate",
+        "phase",
+        "tokens_per_s",
+        "useful_tokens_per_s",
+        "padding_share",
+        "peak_memory_mb",
+        "grad_norm",
+    ):
         assert all(key in r for r in steps), key
     assert [r["phase"] for r in steps] == ["warmup", "stable", "stable", "decay"]
     assert all(0 <= r["padding_share"] < 0.5 for r in steps)
@@ -124,8 +170,10 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path, tiny_model, monkeypatch):
 
     monkeypatch.setattr(engine, "trained_position_loss", poisoned)
     with pytest.raises(engine.TrainingDiverged, match=r"loss became nan at step 6.*checkpoint-4"):
-        recipe.train(_config(tmp_path, tiny_model, "nan", "training.max_steps=8", "training.eval_steps=4",
-                              validation=0), quiet=True)
+        recipe.train(
+            _config(tmp_path, tiny_model, "nan", "training.max_steps=8", "training.eval_steps=4", validation=0),
+            quiet=True,
+        )
 
 
 def test_export_adapter_and_merged_model(tmp_path, tiny_model):
@@ -142,16 +190,18 @@ def test_export_adapter_and_merged_model(tmp_path, tiny_model):
     tuned, _, _ = runs.load_trained(result.run_dir)
     with torch.no_grad():
         expected = tuned.eval()(ids).logits
-        torch.testing.assert_close(AutoModelForCausalLM.from_pretrained(merged)(ids).logits, expected,
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            AutoModelForCausalLM.from_pretrained(merged)(ids).logits, expected, rtol=1e-4, atol=1e-4
+        )
         torch.testing.assert_close(AutoPeftModelForCausalLM.from_pretrained(adapter)(ids).logits, expected)
     with pytest.raises(RunError, match="already exists"):
         export(result.run_dir, merge=True)
 
 
 def test_prefix_runs_cannot_be_merged(tmp_path, tiny_model):
-    result = recipe.train(_config(tmp_path, tiny_model, "px", "method.name=prefix", "training.max_steps=1",
-                                   validation=0), quiet=True)
+    result = recipe.train(
+        _config(tmp_path, tiny_model, "px", "method.name=prefix", "training.max_steps=1", validation=0), quiet=True
+    )
     with pytest.raises(RunError, match="cannot merge a prefix run"):
         export(result.run_dir, merge=True)
 
@@ -168,10 +218,24 @@ def test_two_process_ddp_on_cpu(tmp_path, tiny_model):
     out.mkdir()
     data = classification_file(tmp_path / "topics.jsonl", copies=3)
     worker = Path(__file__).with_name("ddp_worker.py")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(worker), str(out), f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path / 'runs'}",
-           "run.name=ddp", "data.split.test=0", "data.split.validation=0", "training.max_tokens=256",
-           "training.epochs=2", "model.precision=fp32"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        str(worker),
+        str(out),
+        f"model.spec={tiny_model}",
+        f"data.path={data}",
+        f"run.root={tmp_path / 'runs'}",
+        "run.name=ddp",
+        "data.split.test=0",
+        "data.split.validation=0",
+        "training.max_tokens=256",
+        "training.epochs=2",
+        "model.precision=fp32",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = [json.loads((out / f"seen-{r}.json").read_text()) for r in (0, 1)]
@@ -190,8 +254,9 @@ def test_out_of_memory_halves_micro_batches_and_keeps_going(tmp_path, tiny_model
         return real(model, inputs, num_items)
 
     monkeypatch.setattr(engine, "trained_position_loss", small_memory)
-    cfg = _config(tmp_path, tiny_model, "oom", "training.max_steps=2", "training.effective_batch_tokens=512",
-                  validation=0)
+    cfg = _config(
+        tmp_path, tiny_model, "oom", "training.max_steps=2", "training.effective_batch_tokens=512", validation=0
+    )
     result = recipe.train(cfg, quiet=True)
     assert result.batching["oom_backoffs"] == [128]
     assert result.batching["max_tokens"] == 128 and result.batching["accumulation"] >= 4
@@ -206,9 +271,12 @@ def test_packing_gives_the_same_loss_as_padding(tiny_model, tokenizer):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     renderer = Renderer(tokenizer, labels=["sport", "tech"], instruction="{labels}: {text}")
-    examples = [renderer.render(Record(id=str(i), format="classification", text=t, label=lab))
-                for i, (t, lab) in enumerate([("goal scored", "sport"), ("new chip released today", "tech"),
-                                            ("the runner won", "sport")])]
+    examples = [
+        renderer.render(Record(id=str(i), format="classification", text=t, label=lab))
+        for i, (t, lab) in enumerate(
+            [("goal scored", "sport"), ("new chip released today", "tech"), ("the runner won", "sport")]
+        )
+    ]
     with torch.no_grad():
         padded, n1 = engine.trained_position_loss(model, engine.Collator(0)(examples), None)
         packed, n2 = engine.trained_position_loss(model, engine.Collator(0, packing=True)(examples), None)
@@ -217,16 +285,26 @@ def test_packing_gives_the_same_loss_as_padding(tiny_model, tokenizer):
 
 
 def test_packing_run(tmp_path, tiny_model):
-    result = recipe.train(_config(tmp_path, tiny_model, "pk", "training.packing=true", "training.max_steps=2",
-                                   validation=0), quiet=True)
+    result = recipe.train(
+        _config(tmp_path, tiny_model, "pk", "training.packing=true", "training.max_steps=2", validation=0), quiet=True
+    )
     assert result.batching["packing"] and result.steps == 2
 
 
 @pytest.mark.parametrize("method", ["lora", "adapter", "full"])
 def test_gradient_checkpointing_runs(tmp_path, tiny_model, method):
-    result = recipe.train(_config(tmp_path, tiny_model, f"gc-{method}", f"method.name={method}",
-                                   "training.gradient_checkpointing=true", "training.max_steps=2", validation=0),
-                           quiet=True)
+    result = recipe.train(
+        _config(
+            tmp_path,
+            tiny_model,
+            f"gc-{method}",
+            f"method.name={method}",
+            "training.gradient_checkpointing=true",
+            "training.max_steps=2",
+            validation=0,
+        ),
+        quiet=True,
+    )
     assert result.steps == 2 and result.last_loss is not None
 
 
@@ -254,8 +332,9 @@ def test_default_training_precision_follows_the_cpu(tmp_path, tiny_model, monkey
         return made
 
     monkeypatch.setattr(recipe, "training_args", spy)
-    result = recipe.train(_config(tmp_path, tiny_model, f"precision-{expected}", "training.max_steps=1",
-                                   validation=0), quiet=True)
+    result = recipe.train(
+        _config(tmp_path, tiny_model, f"precision-{expected}", "training.max_steps=1", validation=0), quiet=True
+    )
     assert seen == {"bf16": expected == "bf16", "fp16": False}
     recorded = json.loads((Path(result.run_dir) / "train" / "result.json").read_text())["precision"]
     assert (recorded["name"], recorded["requested"]) == (expected, "auto") and "(mocked" in recorded["reason"]

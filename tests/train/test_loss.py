@@ -6,9 +6,11 @@ from deftune.train.engine import Collator, trained_position_loss
 
 
 def _batch():
-    examples = [Rendered("a", [1, 10, 11, 12, 13, 2], [IGNORE, IGNORE, IGNORE, IGNORE, 13, 2]),
-                Rendered("b", [1, 20, 21, 2], [IGNORE, IGNORE, 21, 2]),
-                Rendered("c", [1, 30, 31, 32, 33, 34, 35, 2], [IGNORE] * 6 + [35, 2])]
+    examples = [
+        Rendered("a", [1, 10, 11, 12, 13, 2], [IGNORE, IGNORE, IGNORE, IGNORE, 13, 2]),
+        Rendered("b", [1, 20, 21, 2], [IGNORE, IGNORE, 21, 2]),
+        Rendered("c", [1, 30, 31, 32, 33, 34, 35, 2], [IGNORE] * 6 + [35, 2]),
+    ]
     return Collator(pad_token_id=0)(examples)
 
 
@@ -44,9 +46,11 @@ def _row_sums(model, batch):
 
 def test_example_weights_scale_each_examples_token_losses(tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    examples = [Rendered("a", [1, 10, 11, 12, 13, 2], [IGNORE, IGNORE, IGNORE, IGNORE, 13, 2], weight=0.5),
-                Rendered("b", [1, 20, 21, 2], [IGNORE, IGNORE, 21, 2]),  # no weight: 1
-                Rendered("c", [1, 30, 31, 32, 33, 34, 35, 2], [IGNORE] * 6 + [35, 2], weight=3.0)]
+    examples = [
+        Rendered("a", [1, 10, 11, 12, 13, 2], [IGNORE, IGNORE, IGNORE, IGNORE, 13, 2], weight=0.5),
+        Rendered("b", [1, 20, 21, 2], [IGNORE, IGNORE, 21, 2]),  # no weight: 1
+        Rendered("c", [1, 30, 31, 32, 33, 34, 35, 2], [IGNORE] * 6 + [35, 2], weight=3.0),
+    ]
     weighted = Collator(pad_token_id=0)(examples)
     assert weighted["loss_weights"][:, 0].tolist() == [0.5, 1.0, 3.0]
     ours, count = trained_position_loss(model, weighted, None)

@@ -38,15 +38,26 @@ def small_vocab_model(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("plan") / "model"
     torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=160, num_hidden_layers=4,
-                                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True,
-                                 pad_token_id=0)).save_pretrained(path, safe_serialization=True)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=512,
+            hidden_size=64,
+            intermediate_size=160,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            tie_word_embeddings=True,
+            pad_token_id=0,
+        )
+    ).save_pretrained(path, safe_serialization=True)
     return path
 
 
 def _cfg(model_dir, *overrides):
-    return config.load(None, [f"model.spec={model_dir}", f"data.max_length={SEQ}",
-                              f"training.max_tokens={ROWS * SEQ}", *overrides])
+    return config.load(
+        None, [f"model.spec={model_dir}", f"data.max_length={SEQ}", f"training.max_tokens={ROWS * SEQ}", *overrides]
+    )
 
 
 def _prepared(cfg):
@@ -93,6 +104,7 @@ class LiveBytes(TorchDispatchMode):
 
 # ---- exact counts ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", METHODS)
 def test_parameter_counts_and_bytes_are_exact(small_vocab_model, method):
     cfg = _cfg(small_vocab_model, f"method.name={method}")
@@ -103,8 +115,9 @@ def test_parameter_counts_and_bytes_are_exact(small_vocab_model, method):
     assert (est.parameters["total"], est.parameters["trainable"]) == (counted.total, counted.trainable)
     assert est.memory_bytes["weights"] == sum(p.numel() * p.element_size() for p in params)
     assert est.memory_bytes["gradients"] == sum(p.numel() * p.element_size() for p in params if p.requires_grad)
-    assert est.memory_bytes["l2sp_anchors"] == (sum(a.numel() * a.element_size() for a in penalty.anchors.values())
-                                                if penalty else 0)
+    assert est.memory_bytes["l2sp_anchors"] == (
+        sum(a.numel() * a.element_size() for a in penalty.anchors.values()) if penalty else 0
+    )
     assert (est.memory_bytes["l2sp_anchors"] > 0) == (method == "full")
 
 
@@ -117,8 +130,11 @@ def test_gradient_and_optimizer_state_bytes_are_exact(small_vocab_model, method)
     _forward(model, cfg, _batch(model)).backward()
     grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
     optimizer.step()
-    moments = sum(state[k].numel() * state[k].element_size() for state in optimizer.state.values()
-                  for k in ("exp_avg", "exp_avg_sq"))
+    moments = sum(
+        state[k].numel() * state[k].element_size()
+        for state in optimizer.state.values()
+        for k in ("exp_avg", "exp_avg_sq")
+    )
     est = plan.estimate(cfg, device="cpu", timed=False)
     assert grads == est.memory_bytes["gradients"]
     assert moments == est.memory_bytes["optimizer_states"]
@@ -129,8 +145,10 @@ def test_counting_needs_no_weights(tmp_path, small_vocab_model):
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "config.json").write_text((small_vocab_model / "config.json").read_text())
-    assert plan.estimate(_cfg(bare), device="cpu", timed=False).parameters == \
-        plan.estimate(_cfg(small_vocab_model), device="cpu", timed=False).parameters
+    assert (
+        plan.estimate(_cfg(bare), device="cpu", timed=False).parameters
+        == plan.estimate(_cfg(small_vocab_model), device="cpu", timed=False).parameters
+    )
 
 
 def test_non_llama_layers_are_refused(tmp_path):
@@ -142,6 +160,7 @@ def test_non_llama_layers_are_refused(tmp_path):
 
 
 # ---- activations and the step's peak against measurements ------------------------------------------------------
+
 
 def _saved_bytes(model, cfg) -> int:
     """Bytes of the distinct tensors autograd saves during a forward pass, parameters left out."""
@@ -159,24 +178,39 @@ def _saved_bytes(model, cfg) -> int:
     return sum(saved.values())
 
 
-@pytest.mark.parametrize("method, precision, attention_dropout", [
-    *((m, p, 0.1) for m in METHODS for p in ("fp32", "bf16") if (m, p) != ("dora", "bf16")),  # CPU, dropout:
-    # the math kernel
-    ("lora", "fp32", 0.0), ("full", "bf16", 0.0), ("prefix", "bf16", 0.0),  # without: the fused kernel
-])
+@pytest.mark.parametrize(
+    "method, precision, attention_dropout",
+    [
+        *((m, p, 0.1) for m in METHODS for p in ("fp32", "bf16") if (m, p) != ("dora", "bf16")),  # CPU, dropout:
+        # the math kernel
+        ("lora", "fp32", 0.0),
+        ("full", "bf16", 0.0),
+        ("prefix", "bf16", 0.0),  # without: the fused kernel
+    ],
+)
 def test_activations_match_what_autograd_saves(small_vocab_model, method, precision, attention_dropout):
-    cfg = _cfg(small_vocab_model, f"method.name={method}", f"model.precision={precision}",
-               f"training.dropout.attention_probs={attention_dropout}", "training.regularization=plain")
+    cfg = _cfg(
+        small_vocab_model,
+        f"method.name={method}",
+        f"model.precision={precision}",
+        f"training.dropout.attention_probs={attention_dropout}",
+        "training.regularization=plain",
+    )
     model, penalty = _prepared(cfg)
     est = plan.estimate(cfg, trained_per_row=TRAINED, device="cpu", timed=False).memory_bytes
     estimated = est["activations"] + est["weight_copies_16bit"]
     assert estimated == pytest.approx(_saved_bytes(model, cfg), rel=0.08)
 
 
-@pytest.mark.parametrize("overrides", [
-    ("method.name=full",), ("method.name=full", "training.regularization=plain", "model.precision=bf16"),
-    ("method.name=lora", "training.gradient_checkpointing=true"), ("method.name=adapter", "model.precision=bf16"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("method.name=full",),
+        ("method.name=full", "training.regularization=plain", "model.precision=bf16"),
+        ("method.name=lora", "training.gradient_checkpointing=true"),
+        ("method.name=adapter", "model.precision=bf16"),
+    ],
+)
 def test_step_peak_matches_live_tensor_bytes(small_vocab_model, overrides):
     """Two real steps (forward, L2-SP, backward, clipping, the engine's optimizer): the peak of live tensor bytes
     beyond weights and anchors, against the estimate's."""
@@ -185,8 +219,9 @@ def test_step_peak_matches_live_tensor_bytes(small_vocab_model, overrides):
     with tempfile.TemporaryDirectory() as tmp:
         optimizer = _optimizer(cfg, model, [term for term in [penalty] if term], Path(tmp))
     batch = _batch(model)
-    existing = [p.untyped_storage() for p in model.parameters()] + \
-        [a.untyped_storage() for a in (penalty.anchors.values() if penalty else [])]
+    existing = [p.untyped_storage() for p in model.parameters()] + [
+        a.untyped_storage() for a in (penalty.anchors.values() if penalty else [])
+    ]
     with LiveBytes(existing) as live:
         for _ in range(2):
             loss = _forward(model, cfg, batch) + (penalty.penalty() if penalty else 0)
@@ -200,13 +235,16 @@ def test_step_peak_matches_live_tensor_bytes(small_vocab_model, overrides):
 
 
 def test_checkpointing_keeps_far_fewer_activations(small_vocab_model):
-    off, on = (plan.estimate(_cfg(small_vocab_model, f"training.gradient_checkpointing={c}"), device="cpu",
-                             timed=False) for c in (False, True))
+    off, on = (
+        plan.estimate(_cfg(small_vocab_model, f"training.gradient_checkpointing={c}"), device="cpu", timed=False)
+        for c in (False, True)
+    )
     assert on.memory_bytes["activations"] < off.memory_bytes["activations"] / 3
     assert on.flops_per_step > off.flops_per_step  # the layers' forward runs twice
 
 
 # ---- shapes, the batch, FLOPs -----------------------------------------------------------------------------------
+
 
 def test_shape_follows_the_batching(small_vocab_model):
     budget = plan.shape_of(_cfg(small_vocab_model, "training.effective_batch_tokens=1000"), trained_per_row=3)
@@ -239,14 +277,20 @@ def test_flops_count_forward_backward_and_weight_gradients(small_vocab_model):
 
 # ---- the engine's hooks -----------------------------------------------------------------------------------------
 
+
 def test_suggested_max_tokens_is_the_largest_that_fits(small_vocab_model):
     cfg = _cfg(small_vocab_model, "training.max_tokens=4800")
-    at = {n: plan.estimate(cfg.model_copy(update={"training": cfg.training.model_copy(
-        update={"max_tokens": n * SEQ})}), timed=False).peak_bytes for n in (1, 40, 41)}  # fits' device
+    at = {
+        n: plan.estimate(
+            cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_tokens": n * SEQ})}), timed=False
+        ).peak_bytes
+        for n in (1, 40, 41)
+    }  # fits' device
     budget = (at[40] + at[41]) // 2
     assert memory.suggest_max_tokens(cfg, budget) == 40 * SEQ
-    assert memory.fits(cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_tokens": 40 * SEQ})}),
-                     budget)
+    assert memory.fits(
+        cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_tokens": 40 * SEQ})}), budget
+    )
     assert not memory.fits(cfg, budget)
     assert memory.suggest_max_tokens(cfg, 10 * at[41]) == 4800  # the configured value when it fits
     assert memory.suggest_max_tokens(cfg, at[1] - 1) == 0
@@ -258,8 +302,13 @@ def test_suggested_max_tokens_is_the_largest_that_fits(small_vocab_model):
 def test_training_lowers_a_token_budget_that_would_not_fit(tmp_path, small_vocab_model, monkeypatch):
 
     cfg = _cfg(small_vocab_model, "training.max_tokens=4800")
-    estimate = plan.estimate(cfg.model_copy(update={"training": cfg.training.model_copy(
-        update={"max_tokens": 10 * SEQ, "gradient_accumulation": 2})}), trained_per_row=TRAINED, timed=False)
+    estimate = plan.estimate(
+        cfg.model_copy(
+            update={"training": cfg.training.model_copy(update={"max_tokens": 10 * SEQ, "gradient_accumulation": 2})}
+        ),
+        trained_per_row=TRAINED,
+        timed=False,
+    )
     budget = estimate.peak_bytes - estimate.memory_bytes["weights"]  # 10 examples' worth, weights loaded
     monkeypatch.setattr(memory, "memory_budget", lambda: budget)
     fitted, found = memory.fit(cfg, TRAINED)
@@ -276,6 +325,7 @@ def test_training_lowers_a_token_budget_that_would_not_fit(tmp_path, small_vocab
 
 # ---- the command and the measuring worker -----------------------------------------------------------------------
 
+
 def test_trained_tokens_come_from_the_data(tmp_path, tiny_model):
     data = classification_file(tmp_path / "topics.jsonl")
     cfg = config.load(None, [f"model.spec={tiny_model}", f"data.path={data}"])
@@ -286,25 +336,31 @@ def test_trained_tokens_come_from_the_data(tmp_path, tiny_model):
 def test_compare_covers_every_method_precision_and_checkpointing(small_vocab_model):
     cfg = _cfg(small_vocab_model)
     rows = plan_compare.run(plan_compare.variants(cfg, "cpu"), trained_per_row=TRAINED, device="cpu")
-    assert {(r.estimate.method, r.estimate.precision, r.estimate.checkpointing) for r in rows} == \
-        {(m, p, c) for m in METHODS for p in ("fp32", "bf16") for c in (False, True) if not (m == "prefix" and c)}
+    assert {(r.estimate.method, r.estimate.precision, r.estimate.checkpointing) for r in rows} == {
+        (m, p, c) for m in METHODS for p in ("fp32", "bf16") for c in (False, True) if not (m == "prefix" and c)
+    }
     saved = plan_compare.savings(rows, measured=False)
-    full = next(i for i, r in enumerate(rows) if r.estimate.method == "full" and r.estimate.precision == "fp32"
-                and not r.estimate.checkpointing)
+    full = next(
+        i
+        for i, r in enumerate(rows)
+        if r.estimate.method == "full" and r.estimate.precision == "fp32" and not r.estimate.checkpointing
+    )
     assert saved[full] == 0
     claims = plan_compare.seed_claims(rows)
     assert {c["verdict"] for c in claims} <= {"holds", "does not hold"}
     lora = next(c for c in claims if c["claim"].startswith("lora: parameters modified"))
-    assert lora["value_pct"] == pytest.approx(100 * next(
-        r.estimate.parameters["trainable_share"] for r in rows if r.estimate.method == "lora"))
+    assert lora["value_pct"] == pytest.approx(
+        100 * next(r.estimate.parameters["trainable_share"] for r in rows if r.estimate.method == "lora")
+    )
 
 
 @pytest.mark.processes
 def test_worker_measures_a_configuration(small_vocab_model):
     """Measured in fresh processes: on CPU with freed memory returned, and again with glibc's allocator as is."""
     device = plan.default_device()
-    measured = plan_compare.measure(_cfg(small_vocab_model, "method.name=lora"), trained_per_row=TRAINED, steps=2,
-                                    device=device)
+    measured = plan_compare.measure(
+        _cfg(small_vocab_model, "method.name=lora"), trained_per_row=TRAINED, steps=2, device=device
+    )
     assert "error" not in measured, measured.get("error")
     runs = [measured, measured["glibc_default"]] if device == "cpu" else [measured]
     assert [run["freed_memory_returned"] for run in runs] == ([True, False] if device == "cpu" else [False])
@@ -317,8 +373,9 @@ def test_worker_measures_a_configuration(small_vocab_model):
 @pytest.mark.processes
 def test_plan_command_writes_plan_json(tmp_path, tiny_model):
     data = classification_file(tmp_path / "topics.jsonl")
-    result = CliRunner().invoke(app, ["plan", f"model.spec={tiny_model}", f"data.path={data}",
-                                      f"run.root={tmp_path}", "run.name=p", "--quiet"])
+    result = CliRunner().invoke(
+        app, ["plan", f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path}", "run.name=p", "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "p" / "plan" / "plan.json").read_text())
     (row,) = written["configurations"]

@@ -34,8 +34,9 @@ def test_l2sp_is_zero_at_the_pretrained_point(tiny_model):
 
 
 def _dropouts(model):
-    return {name: module for name, module in model.named_modules()
-            if name.endswith(".default") and ".lora_dropout." in name}
+    return {
+        name: module for name, module in model.named_modules() if name.endswith(".default") and ".lora_dropout." in name
+    }
 
 
 def test_lora_dropout_lands_on_attention_only(tiny_model):
@@ -98,13 +99,16 @@ def test_head_dropout_keeps_the_fused_attention_kernel(tiny_model):
     with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
         loss = model(torch.tensor([[1, 50, 60, 70, 80, 90]]), labels=torch.tensor([[1, 50, 60, 70, 80, 90]])).loss
 
-    def walk(fn, seen=set()):
+    seen = set()
+
+    def walk(fn):
         if fn is None or fn in seen:
             return
         seen.add(fn)
         kernels.add(type(fn).__name__)
         for next_fn, _ in fn.next_functions:
             walk(next_fn)
+
     walk(loss.grad_fn)
     assert any("FlashAttention" in k for k in kernels)
 

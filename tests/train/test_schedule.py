@@ -39,15 +39,26 @@ def test_cosine_and_linear_remain_available(name):
     assert schedule.Phases.of(TrainingConfig(schedule=name, warmup=0.1), 100).phase(50) == "decay"
 
 
-@pytest.mark.parametrize("cfg", [TrainingConfig(schedule="wsd", warmup=0.1, decay=0.3, decay_shape=shape,
-                                                min_lr_ratio=0.05) for shape in ("linear", "cosine", "1-sqrt")])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        TrainingConfig(schedule="wsd", warmup=0.1, decay=0.3, decay_shape=shape, min_lr_ratio=0.05)
+        for shape in ("linear", "cosine", "1-sqrt")
+    ],
+)
 def test_wsd_matches_transformers_reference(cfg):
     from transformers.optimization import get_wsd_schedule
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     phases = schedule.Phases.of(cfg, 100)
-    reference = get_wsd_schedule(opt, num_warmup_steps=phases.warmup, num_decay_steps=phases.decay,
-                                 num_training_steps=100, decay_type=cfg.decay_shape, min_lr_ratio=cfg.min_lr_ratio)
+    reference = get_wsd_schedule(
+        opt,
+        num_warmup_steps=phases.warmup,
+        num_decay_steps=phases.decay,
+        num_training_steps=100,
+        decay_type=cfg.decay_shape,
+        min_lr_ratio=cfg.min_lr_ratio,
+    )
     ours = schedule.LearningRate(cfg, 100)
     assert [ours(s) for s in range(100)] == pytest.approx([reference.lr_lambdas[0](s) for s in range(100)])
 

@@ -14,8 +14,18 @@ from tests.helpers import classification_file
 
 def _config(tmp_path, tiny_model, *overrides):
     data = classification_file(tmp_path / "topics.jsonl", copies=3)
-    return config.load(None, [f"model.spec={tiny_model}", f"data.path={data}", f"run.root={tmp_path / 'runs'}",
-                              "run.name=r", "data.split.test=0", "data.split.validation=0.25", *overrides])
+    return config.load(
+        None,
+        [
+            f"model.spec={tiny_model}",
+            f"data.path={data}",
+            f"run.root={tmp_path / 'runs'}",
+            "run.name=r",
+            "data.split.test=0",
+            "data.split.validation=0.25",
+            *overrides,
+        ],
+    )
 
 
 def test_collator_pads_and_masks():
@@ -29,8 +39,14 @@ def test_lora_run_lands_peft_adapter_and_loss_decreases(tmp_path, tiny_model):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    cfg = _config(tmp_path, tiny_model, "training.max_steps=30", "training.learning_rate=3e-2",
-                  "training.batch_size=4", "training.warmup=0")
+    cfg = _config(
+        tmp_path,
+        tiny_model,
+        "training.max_steps=30",
+        "training.learning_rate=3e-2",
+        "training.batch_size=4",
+        "training.warmup=0",
+    )
     result = train(cfg, quiet=True)
     run_dir = tmp_path / "runs" / "r"
     assert result.run_dir == str(run_dir) and result.steps == 30

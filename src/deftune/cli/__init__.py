@@ -32,11 +32,30 @@ from . import (
 )
 from .common import GRAMMAR, err_console
 
-app = typer.Typer(help=f"Careful fine-tuning of large language models. Every command: {escape(GRAMMAR)}.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help=f"Careful fine-tuning of large language models. Every command: {escape(GRAMMAR)}.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
-for _module in (train, run, report, export, inspect, audit, augment, evaluate, plan, sweep, screen, safety, balance,
-                pairs, dpo):
+for _module in (
+    train,
+    run,
+    report,
+    export,
+    inspect,
+    audit,
+    augment,
+    evaluate,
+    plan,
+    sweep,
+    screen,
+    safety,
+    balance,
+    pairs,
+    dpo,
+):
     _name = _module.__name__.rpartition(".")[2]
     app.command(_name)(getattr(_module, _name))
 

@@ -27,9 +27,11 @@ class FailOn(StrEnum):
 
 
 def summarise(result: AuditResult, out_dir: Path) -> None:
-    table = Table(title=f"audit of {result.records['train']} training records"
-                        + (f" and {result.records['eval']} eval records" if result.records["eval"] else ""),
-                  show_lines=True)
+    table = Table(
+        title=f"audit of {result.records['train']} training records"
+        + (f" and {result.records['eval']} eval records" if result.records["eval"] else ""),
+        show_lines=True,
+    )
     for column in ("severity", "check", "finding"):
         table.add_column(column)
     for finding in result.findings:
@@ -40,13 +42,16 @@ def summarise(result: AuditResult, out_dir: Path) -> None:
     console.print(f"findings: {counts}; written to {out_dir / 'audit.json'}", highlight=False)
 
 
-def audit(data_path: str = typer.Argument(..., metavar="DATA", help="training data file, folder or embedded:NAME"),
-          args: list[str] | None = common.ARGS,
-          eval_path: str | None = typer.Option(None, "--eval", help="eval/target data: coverage gaps and "
-                                                                       "train/eval overlap are checked against it"),
-          fail_on: FailOn | None = typer.Option(None, "--fail-on", help="exit with 1 when a finding is this severe"),
-          overwrite: bool = common.overwrite("audit"),
-          quiet: bool = common.QUIET):
+def audit(
+    data_path: str = typer.Argument(..., metavar="DATA", help="training data file, folder or embedded:NAME"),
+    args: list[str] | None = common.ARGS,
+    eval_path: str | None = typer.Option(
+        None, "--eval", help="eval/target data: coverage gaps and train/eval overlap are checked against it"
+    ),
+    fail_on: FailOn | None = typer.Option(None, "--fail-on", help="exit with 1 when a finding is this severe"),
+    overwrite: bool = common.overwrite("audit"),
+    quiet: bool = common.QUIET,
+):
     """Audit a dataset before training: shape, masking, duplicates and train/eval overlap, topics, style, label
     agreement and likely label errors, group representation."""
     from .. import data
@@ -57,12 +62,21 @@ def audit(data_path: str = typer.Argument(..., metavar="DATA", help="training da
     cfg.data.path = data_path
     train = data.load(data_path, cfg.data.format)
     evals = data.load(eval_path, train.format) if eval_path else None
-    tokenizer = models.load_tokenizer(models.resolve(cfg.model.spec), revision=cfg.model.revision,
-                                      trust_remote_code=cfg.model.trust_remote_code)
+    tokenizer = models.load_tokenizer(
+        models.resolve(cfg.model.spec), revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+    )
     renderer = data.renderer_for(tokenizer, cfg.data, train, *([evals] if evals else []))
     out_dir = runs.prepare(cfg, "audit", overwrite=overwrite) / "audit"
-    result = audit_data(train, eval=evals, tokenizer=tokenizer, renderer=renderer, cfg=cfg.data.audit,
-                        out_dir=out_dir, seed=cfg.run.seed, quiet=quiet)
+    result = audit_data(
+        train,
+        eval=evals,
+        tokenizer=tokenizer,
+        renderer=renderer,
+        cfg=cfg.data.audit,
+        out_dir=out_dir,
+        seed=cfg.run.seed,
+        quiet=quiet,
+    )
     summarise(result, out_dir)
     if fail_on is not None and result.fails(fail_on.value):
         raise typer.Exit(1)

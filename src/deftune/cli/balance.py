@@ -10,9 +10,11 @@ from . import common
 from .common import console
 
 
-def balance(data_path: str = typer.Argument(..., metavar="DATA", help="training data file or folder"),
-            args: list[str] | None = common.ARGS,
-            out: str = typer.Option(..., "--out", "-o", help="JSONL file for the balanced records")):
+def balance(
+    data_path: str = typer.Argument(..., metavar="DATA", help="training data file or folder"),
+    args: list[str] | None = common.ARGS,
+    out: str = typer.Option(..., "--out", "-o", help="JSONL file for the balanced records"),
+):
     """Balance training data for data.group_attribute: counterfactual copies (data.balance.counterfactual), then
     reweighting (weights in meta.weight) or stratified resampling (data.balance.strategy); prints the cell counts."""
     from .. import data

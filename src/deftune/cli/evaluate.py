@@ -51,8 +51,10 @@ def _print(result, report: dict) -> None:
     console.print(f"  errors ({last}): " + (", ".join(f"{c} {v['count']}" for c, v in categories.items()) or "none"))
     if report["stress"]:
         inv = report["stress"]["invariance"][last]
-        console.print(f"  stress ({last}): accuracy {_figure(inv['accuracy'])}, worst case "
-                      f"{_figure(inv['worst_case_accuracy'])}; candidates: {report['stress']['candidates']['records']}")
+        console.print(
+            f"  stress ({last}): accuracy {_figure(inv['accuracy'])}, worst case "
+            f"{_figure(inv['worst_case_accuracy'])}; candidates: {report['stress']['candidates']['records']}"
+        )
     if result.retention:
         pooled = result.retention["metrics"].get("all", {})
         if "drop" in pooled:
@@ -60,15 +62,20 @@ def _print(result, report: dict) -> None:
     console.print(f"[bold green]results in[/] {Path(result.out_dir) / 'eval.json'} ({result.seconds:.0f} s)")
 
 
-def evaluate(target: str = typer.Argument(..., metavar="RUN_OR_MODEL",
-                                          help="a run folder (base vs fine-tuned side by side) or a model spec"),
-             args: list[str] | None = common.ARGS,
-             data: str | None = typer.Option(None, "--data", help="records to evaluate on (default: the run's "
-                                                                     "test split, or the config's for a model spec)"),
-             review: list[str] | None = typer.Option(None, "--review", help="import reviewed error files "
-                                                                               "(review.csv/jsonl filled in) instead"),
-             overwrite: bool = common.overwrite("evaluate"),
-             quiet: bool = common.QUIET):
+def evaluate(
+    target: str = typer.Argument(
+        ..., metavar="RUN_OR_MODEL", help="a run folder (base vs fine-tuned side by side) or a model spec"
+    ),
+    args: list[str] | None = common.ARGS,
+    data: str | None = typer.Option(
+        None, "--data", help="records to evaluate on (default: the run's test split, or the config's for a model spec)"
+    ),
+    review: list[str] | None = typer.Option(
+        None, "--review", help="import reviewed error files (review.csv/jsonl filled in) instead"
+    ),
+    overwrite: bool = common.overwrite("evaluate"),
+    quiet: bool = common.QUIET,
+):
     """Evaluate a fine-tuned run against its base model (or one model): metrics with CIs, slices, errors, stress
     suites and retention, written to <run>/evaluate/eval.json. For a run folder only the config's evaluation
     section applies."""

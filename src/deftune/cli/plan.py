@@ -41,8 +41,12 @@ def _measured_cells(row: Row) -> list[str]:
     failed = (row.measured or {}).get("error")
     if failed:
         return [escape(f"failed: {failed}"), "", "", ""]
-    return [_mib(row.measured_peak), _pct(row.error_pct(), signed=True), _mib(row.glibc_peak),
-            _pct(row.error_pct(row.glibc_peak), signed=True) if row.glibc_peak else "-"]
+    return [
+        _mib(row.measured_peak),
+        _pct(row.error_pct(), signed=True),
+        _mib(row.glibc_peak),
+        _pct(row.error_pct(row.glibc_peak), signed=True) if row.glibc_peak else "-",
+    ]
 
 
 def _single(result: Plan) -> Table:
@@ -50,8 +54,12 @@ def _single(result: Plan) -> Table:
 
     row = result.rows[0]
     est = row.estimate
-    table = Table(title=escape(f"plan: {result.cfg.model.spec}, {label(est)}, {est.shape['rows']} × "
-                               f"{est.shape['seq_len']} tokens per micro-batch ({result.device})"))
+    table = Table(
+        title=escape(
+            f"plan: {result.cfg.model.spec}, {label(est)}, {est.shape['rows']} × "
+            f"{est.shape['seq_len']} tokens per micro-batch ({result.device})"
+        )
+    )
     table.add_column("")
     table.add_column("estimate", justify="right")
     for name, value in est.memory_bytes.items():
@@ -60,8 +68,11 @@ def _single(result: Plan) -> Table:
     table.add_row("one decoder layer without checkpointing (MiB)", _mib(sum(per_layer.values())))
     for name, value in per_layer.items():
         table.add_row(f"  {name.replace('_', ' ')}", _mib(value))
-    table.add_row("trainable parameters", f"{est.parameters['trainable']:,.0f} of {est.parameters['total']:,.0f} "
-                                          f"({100 * est.parameters['trainable_share']:.2f}%)")
+    table.add_row(
+        "trainable parameters",
+        f"{est.parameters['trainable']:,.0f} of {est.parameters['total']:,.0f} "
+        f"({100 * est.parameters['trainable_share']:.2f}%)",
+    )
     table.add_row("tokens per step", f"{est.tokens_per_step:,}")
     table.add_row("FLOPs per step", f"{est.flops_per_step:.3g}")
     table.add_row("seconds per step (at the measured matmul speed)", _seconds(est.seconds_per_step))
@@ -79,8 +90,12 @@ def _compare(result: Plan) -> Table:
     saved = savings(result.rows, measured=False)
     saved_measured = savings(result.rows, measured=True) if measured else {}
     first = result.rows[0].estimate
-    table = Table(title=escape(f"plan --compare: {result.cfg.model.spec}, {first.shape['rows']} × "
-                               f"{first.shape['seq_len']} tokens per micro-batch ({result.device})"))
+    table = Table(
+        title=escape(
+            f"plan --compare: {result.cfg.model.spec}, {first.shape['rows']} × "
+            f"{first.shape['seq_len']} tokens per micro-batch ({result.device})"
+        )
+    )
     columns = ["configuration", "params modified", "estimate MiB", "savings (est.)"]
     if measured:
         columns += [*MEASURED_COLUMNS, "savings (measured)", "s/step (est.)", "s/step (measured)"]
@@ -90,8 +105,12 @@ def _compare(result: Plan) -> Table:
         est = row.estimate
         cells = [label(est), f"{100 * est.parameters['trainable_share']:.2f}%", _mib(est.peak_bytes), _pct(saved[i])]
         if measured:
-            cells += [*_measured_cells(row), _pct(saved_measured.get(i)), _seconds(est.seconds_per_step),
-                      _seconds((row.measured or {}).get("seconds_per_step"))]
+            cells += [
+                *_measured_cells(row),
+                _pct(saved_measured.get(i)),
+                _seconds(est.seconds_per_step),
+                _seconds((row.measured or {}).get("seconds_per_step")),
+            ]
         table.add_row(*cells)
     return table
 
@@ -104,19 +123,32 @@ def _claims(result: Plan) -> Table:
         table.add_column(column, justify="right" if column == "here" else "left")
     for claim in seed_claims(result.rows):
         style = VERDICT_STYLES[claim["verdict"]]
-        table.add_row(escape(claim["claim"]), f"{claim['value_pct']:.1f}%", f"[{style}]{claim['verdict']}[/]",
-                      escape(claim["basis"]))
+        table.add_row(
+            escape(claim["claim"]),
+            f"{claim['value_pct']:.1f}%",
+            f"[{style}]{claim['verdict']}[/]",
+            escape(claim["basis"]),
+        )
     return table
 
 
-def plan(args: list[str] | None = common.ARGS,
-         compare: bool = typer.Option(False, "--compare", help="every method × fp32/bf16 × checkpointing off/on, "
-                                                               "set against the seed guide's efficiency table"),
-         measure: bool = typer.Option(False, "--measure", help="also run a few steps of each configuration, each in "
-                                                               "a fresh process, and record peak memory and step "
-                                                               "time"),
-         steps: int = typer.Option(3, "--steps", min=2, help="optimizer steps per measured configuration"),
-         quiet: bool = common.QUIET):
+def plan(
+    args: list[str] | None = common.ARGS,
+    compare: bool = typer.Option(
+        False,
+        "--compare",
+        help="every method × fp32/bf16 × checkpointing off/on, set against the seed guide's efficiency table",
+    ),
+    measure: bool = typer.Option(
+        False,
+        "--measure",
+        help="also run a few steps of each configuration, each in "
+        "a fresh process, and record peak memory and step "
+        "time",
+    ),
+    steps: int = typer.Option(3, "--steps", min=2, help="optimizer steps per measured configuration"),
+    quiet: bool = common.QUIET,
+):
     """Estimate memory and compute before training: parameters, weights, gradients, optimizer states, activations
     (per layer, with and without gradient checkpointing), FLOPs and time per step."""
     from ..core import runs
@@ -127,8 +159,12 @@ def plan(args: list[str] | None = common.ARGS,
     run_dir = runs.prepare(cfg, "plan", overwrite=True)
     status = None if quiet else console.status("planning")
     with status or contextlib.nullcontext():
-        result = plan_compare.make(cfg, compare=compare, measure_steps=steps if measure else 0,
-                                   progress=(lambda text: status.update(escape(text))) if status else lambda _: None)
+        result = plan_compare.make(
+            cfg,
+            compare=compare,
+            measure_steps=steps if measure else 0,
+            progress=(lambda text: status.update(escape(text))) if status else lambda _: None,
+        )
     path = run_dir / "plan" / "plan.json"
     write_json(path, result.to_json())
     console.print(_compare(result) if compare else _single(result))
@@ -136,10 +172,16 @@ def plan(args: list[str] | None = common.ARGS,
         console.print(_claims(result))
         console.print(escape(plan_compare.why(result.rows)), highlight=False)
     if result.baseline_bytes:
-        console.print(f"Every peak includes the process baseline (Python, torch, transformers: "
-                      f"{_mib(result.baseline_bytes)} MiB); savings leave it out.", highlight=False)
+        console.print(
+            f"Every peak includes the process baseline (Python, torch, transformers: "
+            f"{_mib(result.baseline_bytes)} MiB); savings leave it out.",
+            highlight=False,
+        )
     if measure and result.device == "cpu":
-        console.print("Measured: peak resident memory of a fresh process per configuration, with freed memory "
-                      "returned to the system at once; 'glibc default' is the same run with glibc's allocator as "
-                      "is, whose heap keeps freed memory (and the step times).", highlight=False)
+        console.print(
+            "Measured: peak resident memory of a fresh process per configuration, with freed memory "
+            "returned to the system at once; 'glibc default' is the same run with glibc's allocator as "
+            "is, whose heap keeps freed memory (and the step times).",
+            highlight=False,
+        )
     console.print(f"written to {escape(str(path))}", highlight=False)

@@ -11,11 +11,14 @@ from . import common
 from .common import console
 
 
-def safety(target: str = typer.Argument(..., metavar="RUN_OR_MODEL",
-                                        help="a run folder (base vs fine-tuned side by side) or a model spec"),
-           args: list[str] | None = common.ARGS,
-           overwrite: bool = common.overwrite("safety"),
-           quiet: bool = common.QUIET):
+def safety(
+    target: str = typer.Argument(
+        ..., metavar="RUN_OR_MODEL", help="a run folder (base vs fine-tuned side by side) or a model spec"
+    ),
+    args: list[str] | None = common.ARGS,
+    overwrite: bool = common.overwrite("safety"),
+    quiet: bool = common.QUIET,
+):
     """Bias benchmarks (CrowS-Pairs, StereoSet, BBQ, WinoBias), the content screens' recall and false-positive
     rate, PII redaction and over-refusal, written to safety.json (<run>/safety/ for a run folder). For a run
     folder only the config's safety section applies."""

@@ -12,10 +12,13 @@ from . import common
 from .common import err_console
 
 
-def screen(texts: str = typer.Argument(..., metavar="TEXTS", help="JSONL with a 'text' field (.jsonl), or plain "
-                                                                  "text with one item per line"),
-           args: list[str] | None = common.ARGS,
-           out: str | None = typer.Option(None, "--out", "-o", help="write the verdicts here (default: stdout)")):
+def screen(
+    texts: str = typer.Argument(
+        ..., metavar="TEXTS", help="JSONL with a 'text' field (.jsonl), or plain text with one item per line"
+    ),
+    args: list[str] | None = common.ARGS,
+    out: str | None = typer.Option(None, "--out", "-o", help="write the verdicts here (default: stdout)"),
+):
     """Screen texts (prompts, model outputs, training data) with the config's safety section: one JSON verdict per
     item with `flagged`, `categories`, the `rules` that fired and the `redacted` text."""
     from ..safety.screen import Screen, read_texts

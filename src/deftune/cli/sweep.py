@@ -16,8 +16,7 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def sweep(args: list[str] | None = common.ARGS,
-          quiet: bool = common.QUIET):
+def sweep(args: list[str] | None = common.ARGS, quiet: bool = common.QUIET):
     """Search hyperparameters (the `sweep` section) for the best composite validation score. Run it again with the
     same run.name to continue a stopped sweep, or in several places at once (one sweep.storage) to share it."""
     from ..sweep import study
@@ -34,9 +33,11 @@ def sweep(args: list[str] | None = common.ARGS,
     console.print(table)
     console.print(f"trials: {', '.join(f'{n} {k.lower()}' for k, n in result.counts.items() if n)}")
     if result.best:
-        console.print(f"best: trial {result.best['number']}, composite {result.best['composite']:.4f}; config "
-                      f"{escape(result.best['config'])} (deftune train it), model in {escape(result.best['run_dir'])}",
-                      highlight=False)
+        console.print(
+            f"best: trial {result.best['number']}, composite {result.best['composite']:.4f}; config "
+            f"{escape(result.best['config'])} (deftune train it), model in {escape(result.best['run_dir'])}",
+            highlight=False,
+        )
     front = ", ".join(f"#{t['number']}" for t in result.pareto["trials"])
     console.print(f"Pareto front ({result.pareto['axes']['y']} vs {result.pareto['axes']['x']}): {front or '-'}")
     console.print(f"written to {escape(result.run_dir)}/sweep: {', '.join(result.files)}", highlight=False)

@@ -28,10 +28,31 @@ from .training import (
     TrainingConfig,
 )
 
-__all__ = ["AdversaryConfig", "AuditConfig", "AugmentConfig", "BalanceConfig", "Config", "DataConfig",
-           "DpoConfig", "DropoutConfig", "EarlyStoppingConfig", "EvaluationConfig", "MethodConfig", "ModelConfig",
-           "ReportConfig", "RunConfig", "SafetyConfig", "Section", "SplitConfig", "SweepConfig", "TrainingConfig",
-           "dump", "load", "parse_duration", "validate"]
+__all__ = [
+    "AdversaryConfig",
+    "AuditConfig",
+    "AugmentConfig",
+    "BalanceConfig",
+    "Config",
+    "DataConfig",
+    "DpoConfig",
+    "DropoutConfig",
+    "EarlyStoppingConfig",
+    "EvaluationConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "ReportConfig",
+    "RunConfig",
+    "SafetyConfig",
+    "Section",
+    "SplitConfig",
+    "SweepConfig",
+    "TrainingConfig",
+    "dump",
+    "load",
+    "parse_duration",
+    "validate",
+]
 
 
 class Config(Section):
@@ -89,8 +110,11 @@ def _describe(error: dict, source: str) -> str:
         owner = _model_at(loc)
         known = list(owner.model_fields) if owner else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f" (did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?)" if close else (
-            f" (known keys: {', '.join(known)})" if known else " (this section has no keys yet)")
+        hint = (
+            f" (did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?)"
+            if close
+            else (f" (known keys: {', '.join(known)})" if known else " (this section has no keys yet)")
+        )
         return f"{source}: {key}: unknown key{hint}"
     return f"{source}: {key or '<top>'}: {error['msg']}"
 
@@ -133,8 +157,9 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(f"invalid YAML ({getattr(exc, 'problem', exc)})", file=str(path),
-                              line=mark.line + 1 if mark else None) from None
+            raise ConfigError(
+                f"invalid YAML ({getattr(exc, 'problem', exc)})", file=str(path), line=mark.line + 1 if mark else None
+            ) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError("the config must be a mapping of sections", file=str(path))
         raw = loaded or {}
@@ -145,4 +170,3 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
 
 def dump(config: Config) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-

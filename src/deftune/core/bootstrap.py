@@ -8,8 +8,8 @@ Maxwell 2005), the test sacrebleu runs for its metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -19,6 +19,7 @@ Score = Callable[[np.ndarray], float]
 @dataclass(frozen=True)
 class Metric:
     """One metric of one system: `score(rows)` on all rows is the point estimate."""
+
     name: str
     rows: np.ndarray  # (n_examples, k) sufficient statistics
     score: Score
@@ -55,8 +56,14 @@ def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
 def interval(metric: Metric, *, resamples: int, confidence: float, seed: int) -> dict:
     """The metric with its percentile bootstrap interval: {value, low, high, n, unit, confidence}."""
     n = len(metric.rows)
-    result = {"value": metric.value, "low": float("nan"), "high": float("nan"), "n": n, "unit": metric.unit,
-              "confidence": confidence}
+    result = {
+        "value": metric.value,
+        "low": float("nan"),
+        "high": float("nan"),
+        "n": n,
+        "unit": metric.unit,
+        "confidence": confidence,
+    }
     if n:
         samples = np.array([metric.score(metric.rows[idx]) for idx in _indices(n, resamples, seed)])
         result["low"], result["high"] = _percentiles(samples, confidence)
@@ -71,16 +78,28 @@ def paired(base: Metric, tuned: Metric, *, resamples: int, confidence: float, se
         raise ValueError(f"{base.name}: paired systems need rows for the same examples")
     n = len(base.rows)
     observed = tuned.value - base.value
-    result = {"difference": observed, "low": float("nan"), "high": float("nan"), "p_value": float("nan"), "n": n,
-              "unit": base.unit, "confidence": confidence, "test": "paired approximate randomisation",
-              "trials": resamples}
+    result = {
+        "difference": observed,
+        "low": float("nan"),
+        "high": float("nan"),
+        "p_value": float("nan"),
+        "n": n,
+        "unit": base.unit,
+        "confidence": confidence,
+        "test": "paired approximate randomisation",
+        "trials": resamples,
+    }
     if not n:
         return result
     score = base.score
     diffs = np.array([score(tuned.rows[idx]) - score(base.rows[idx]) for idx in _indices(n, resamples, seed)])
     result["low"], result["high"] = _percentiles(diffs, confidence)
     swaps = np.random.default_rng(seed + 1).integers(0, 2, size=(resamples, n)).astype(bool)
-    shuffled = np.array([abs(score(np.where(s[:, None], tuned.rows, base.rows))
-                             - score(np.where(s[:, None], base.rows, tuned.rows))) for s in swaps])
+    shuffled = np.array(
+        [
+            abs(score(np.where(s[:, None], tuned.rows, base.rows)) - score(np.where(s[:, None], base.rows, tuned.rows)))
+            for s in swaps
+        ]
+    )
     result["p_value"] = float((np.sum(shuffled >= abs(observed) - 1e-12) + 1) / (resamples + 1))
     return result

@@ -15,8 +15,9 @@ import os
 import stat
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import DataError
 
@@ -33,8 +34,11 @@ def check_path(path: Path) -> None:
         reason = {errno.ENOENT: "file not found", errno.ELOOP: "symbolic link loop (the link never reaches a file)"}
         raise DataError(reason.get(exc.errno, f"cannot read the file ({exc.strerror})"), file=str(path)) from None
     if stat.S_ISDIR(info.st_mode) and not any((path / name).is_file() for name in HF_MARKERS):
-        raise DataError(f"a folder, but not a saved Hugging Face dataset (no {' or '.join(HF_MARKERS)}); expected "
-                        "a data file (.jsonl, .csv, .parquet) or a folder written by save_to_disk", file=str(path))
+        raise DataError(
+            f"a folder, but not a saved Hugging Face dataset (no {' or '.join(HF_MARKERS)}); expected "
+            "a data file (.jsonl, .csv, .parquet) or a folder written by save_to_disk",
+            file=str(path),
+        )
     if info.st_size == 0 and stat.S_ISREG(info.st_mode):
         raise DataError("the file is empty", file=str(path))
 
@@ -52,15 +56,23 @@ def text_lines(path: Path, kind: str) -> Iterator[tuple[int, str]]:
         while raw := fh.readline(MAX_LINE + 1):
             number += 1
             if len(raw) > MAX_LINE:
-                raise DataError(f"the line is over {MAX_LINE >> 20} MiB (a single record that large is not a "
-                                f"training example; is this a {kind} file?)", file=str(path), line=number)
+                raise DataError(
+                    f"the line is over {MAX_LINE >> 20} MiB (a single record that large is not a "
+                    f"training example; is this a {kind} file?)",
+                    file=str(path),
+                    line=number,
+                )
             skip = len(codecs.BOM_UTF8) if number == 1 and raw.startswith(codecs.BOM_UTF8) else 0
             try:
                 text = raw[skip:].decode("utf-8")
             except UnicodeDecodeError as exc:
                 at = skip + exc.start
-                raise DataError(f"not valid UTF-8 (byte 0x{raw[at]:02x} at byte offset {offset + at} of the file); "
-                                "save the file as UTF-8", file=str(path), line=number) from None
+                raise DataError(
+                    f"not valid UTF-8 (byte 0x{raw[at]:02x} at byte offset {offset + at} of the file); "
+                    "save the file as UTF-8",
+                    file=str(path),
+                    line=number,
+                ) from None
             offset += len(raw)
             yield number, text
 
@@ -79,8 +91,14 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed JSON) per non-blank line; a malformed line is a DataError naming file:line."""
     for number, text in text_lines(path, "JSONL"):
         if text.strip():
-            yield number, parse_json(text.rstrip("\r\n"), "malformed JSON",
-                                lambda msg: DataError(msg, file=str(path), line=number))
+            yield (
+                number,
+                parse_json(
+                    text.rstrip("\r\n"),
+                    "malformed JSON",
+                    lambda msg, number=number: DataError(msg, file=str(path), line=number),
+                ),
+            )
 
 
 def csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
@@ -88,8 +106,9 @@ def csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
     span lines); a row whose field count differs from the header's is an error (csv.DictReader would drop or pad
     it silently)."""
     csv.field_size_limit(MAX_LINE)  # the default (128 KiB) rejects long documents; without one, no bound at all
-    reader = csv.reader((text for _, text in text_lines(path, "CSV")),
-                        delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    reader = csv.reader(
+        (text for _, text in text_lines(path, "CSV")), delimiter="\t" if path.suffix.lower() == ".tsv" else ","
+    )
     header: list[str] | None = None
     read = 0  # lines read before the current row
     try:
@@ -103,8 +122,11 @@ def csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
                 if twice:
                     raise DataError(f"column {twice[0]!r} appears twice in the header", file=str(path), line=line)
             elif len(row) != len(header):
-                raise DataError(f"row has {len(row)} field{'s' * (len(row) != 1)}, the header has {len(header)}",
-                                file=str(path), line=line)
+                raise DataError(
+                    f"row has {len(row)} field{'s' * (len(row) != 1)}, the header has {len(header)}",
+                    file=str(path),
+                    line=line,
+                )
             else:
                 yield line, {n: c if c != "" else None for n, c in zip(header, row)}
     except csv.Error as exc:

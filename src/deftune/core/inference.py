@@ -55,7 +55,7 @@ def inference(model, tokenizer):
 
 def batches(order: list[int], size: int):
     for start in range(0, len(order), size):
-        yield order[start:start + size]
+        yield order[start : start + size]
 
 
 def stop_ids(model, tokenizer) -> list[int]:
@@ -69,17 +69,26 @@ def generate_batch(model, tokenizer, enc, settings: DecodingSettings, **extra):
     """Generate for one tokenized, left-padded batch; returns the Generations and generate()'s output."""
     eos = stop_ids(model, tokenizer)
     sampling = {"temperature": settings.temperature, "top_p": settings.top_p} if settings.do_sample else {}
-    out = model.generate(**enc, max_new_tokens=settings.max_new_tokens, do_sample=settings.do_sample,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, use_cache=True,
-                         return_dict_in_generate=True, **sampling, **extra)
-    new = out.sequences[:, enc["input_ids"].shape[1]:]
+    out = model.generate(
+        **enc,
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=settings.do_sample,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos,
+        use_cache=True,
+        return_dict_in_generate=True,
+        **sampling,
+        **extra,
+    )
+    new = out.sequences[:, enc["input_ids"].shape[1] :]
     stopped = torch.isin(new, torch.tensor(eos, device=new.device))
     generations = []
     for row in range(len(new)):
         finished = bool(stopped[row].any())
         tokens = int(stopped[row].int().argmax()) + 1 if finished else new.shape[1]
-        generations.append(Generation(tokenizer.decode(new[row, :tokens], skip_special_tokens=True).strip(),
-                                      tokens, finished))
+        generations.append(
+            Generation(tokenizer.decode(new[row, :tokens], skip_special_tokens=True).strip(), tokens, finished)
+        )
     return generations, out
 
 
@@ -92,8 +101,9 @@ def by_length(prompts: list[str]) -> list[int]:
     return sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
 
 
-def generate_detailed(model, tokenizer, prompts: list[str],
-                      settings: DecodingSettings = DecodingSettings()) -> list[Generation]:
+def generate_detailed(
+    model, tokenizer, prompts: list[str], settings: DecodingSettings = DecodingSettings()
+) -> list[Generation]:
     """Continue each prompt (already rendered text, special tokens included); results come back in input order.
 
     Prompts are processed in batches of similar length (sorted), left-padded so every row's last prompt token
@@ -103,8 +113,9 @@ def generate_detailed(model, tokenizer, prompts: list[str],
         torch.manual_seed(settings.seed)
     with inference(model, tokenizer):
         for batch in batches(by_length(prompts), settings.batch_size):
-            generations, _ = generate_batch(model, tokenizer, encode(tokenizer, [prompts[i] for i in batch],
-                                                                      model.device), settings)
+            generations, _ = generate_batch(
+                model, tokenizer, encode(tokenizer, [prompts[i] for i in batch], model.device), settings
+            )
             for i, generation in zip(batch, generations):
                 outputs[i] = generation
     return outputs
@@ -132,6 +143,7 @@ def parse_label(answer: str, labels: list[str]) -> str | None:
 
 # ---- log-likelihood scoring ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class OptionScore:
     logprob: float  # summed log-probability of the option's tokens, in nats
@@ -151,11 +163,16 @@ def _options_pass(model, cache, prompt_mask, first, token_lists: list[list[int]]
     ids = torch.full((len(token_lists), width), pad, dtype=torch.long, device=prompt_mask.device)
     mask = torch.zeros_like(ids)
     for row, tokens in enumerate(token_lists):
-        ids[row, :len(tokens)] = torch.tensor(tokens)
-        mask[row, :len(tokens)] = 1
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        mask[row, : len(tokens)] = 1
     positions = prompt_mask.sum(-1, keepdim=True) + torch.arange(width, device=ids.device)
-    out = model(input_ids=ids, attention_mask=torch.cat([prompt_mask, mask], dim=1), position_ids=positions,
-                cache=cache, use_cache=True)
+    out = model(
+        input_ids=ids,
+        attention_mask=torch.cat([prompt_mask, mask], dim=1),
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+    )
     logp = out.logits.float().log_softmax(-1)
     token_logp = torch.cat([first.gather(1, ids[:, :1]), logp[:, :-1].gather(2, ids[:, 1:, None])[..., 0]], dim=1)
     return (token_logp * mask).sum(-1).tolist()
@@ -176,8 +193,9 @@ def _score_batch(model, tokenizer, cache, prompt_mask, first_logits, options: li
     return scores
 
 
-def option_scores(model, tokenizer, prompts: list[str], options: list[list[str]], *,
-                  batch_size: int = 16) -> list[list[OptionScore]]:
+def option_scores(
+    model, tokenizer, prompts: list[str], options: list[list[str]], *, batch_size: int = 16
+) -> list[list[OptionScore]]:
     """For each prompt, the log-likelihood of each of its options as the continuation."""
     if len(prompts) != len(options):
         raise ValueError("one list of options per prompt")
@@ -186,16 +204,22 @@ def option_scores(model, tokenizer, prompts: list[str], options: list[list[str]]
         for batch in batches(by_length(prompts), batch_size):
             enc = encode(tokenizer, [prompts[i] for i in batch], model.device)
             mask = enc["attention_mask"]
-            out = model(input_ids=enc["input_ids"], attention_mask=mask,
-                        position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
+            out = model(
+                input_ids=enc["input_ids"],
+                attention_mask=mask,
+                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                use_cache=True,
+                logits_to_keep=1,
+            )
             found = _score_batch(model, tokenizer, out.cache, mask, out.logits[:, -1], [options[i] for i in batch])
             for i, row in zip(batch, found):
                 scores[i] = row
     return scores
 
 
-def generate_and_score(model, tokenizer, prompts: list[str], options: list[list[str]],
-                       settings: DecodingSettings) -> tuple[list[Generation], list[list[OptionScore]]]:
+def generate_and_score(
+    model, tokenizer, prompts: list[str], options: list[list[str]], settings: DecodingSettings
+) -> tuple[list[Generation], list[list[OptionScore]]]:
     """Generate for each prompt and score its options from the same prompt pass: generation fills a KV cache,
     which is cut back to the prompt for the options (the prompt, the costly part, runs once)."""
     from transformers import DynamicCache
@@ -210,8 +234,9 @@ def generate_and_score(model, tokenizer, prompts: list[str], options: list[list[
             cache = DynamicCache(config=model.config)
             found, out = generate_batch(model, tokenizer, enc, settings, cache=cache, output_logits=True)
             cache.crop(enc["input_ids"].shape[1] - cache.get_seq_length())
-            rows = _score_batch(model, tokenizer, cache, enc["attention_mask"], out.logits[0],
-                                [options[i] for i in batch])
+            rows = _score_batch(
+                model, tokenizer, cache, enc["attention_mask"], out.logits[0], [options[i] for i in batch]
+            )
             for i, generation, row in zip(batch, found, rows):
                 generations[i], scores[i] = generation, row
     return generations, scores
@@ -233,8 +258,14 @@ def token_losses(model, tokenizer, texts: list[str], *, max_tokens: int, batch_s
     with inference(model, tokenizer):
         tokenizer.padding_side = "right"  # restored by `inference`
         for batch in batches(order, batch_size):
-            enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
-                            max_length=max_tokens, add_special_tokens=False).to(model.device)
+            enc = tokenizer(
+                [texts[i] for i in batch],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=max_tokens,
+                add_special_tokens=False,
+            ).to(model.device)
             logp = model(**enc).logits[:, :-1].float().log_softmax(-1)
             target, mask = enc["input_ids"][:, 1:], enc["attention_mask"][:, 1:]
             nll = -(logp.gather(2, target[..., None])[..., 0] * mask).sum(-1)

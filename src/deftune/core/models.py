@@ -33,6 +33,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 @dataclass(frozen=True)
 class ResolvedSpec:
     """Where a spec's weights are read from: a local folder (possibly a GGUF conversion) or a hub id."""
+
     spec: str
     kind: str  # "embedded" | "gguf" | "local" | "hub"
     location: str
@@ -95,12 +96,13 @@ def resolve(spec: str) -> ResolvedSpec:
         return ResolvedSpec(spec, "gguf", str(convert_gguf(path.resolve())))
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelError(f"{spec}: folder has no config.json; not a Hugging Face model folder",
-                             field="model.spec")
+            raise ModelError(f"{spec}: folder has no config.json; not a Hugging Face model folder", field="model.spec")
         return ResolvedSpec(spec, "local", str(path.resolve()))
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-        raise ModelError(f"model not found: {spec} (expected a model folder, a .gguf file, an embedded:NAME "
-                         f"or a hub id)", field="model.spec")
+        raise ModelError(
+            f"model not found: {spec} (expected a model folder, a .gguf file, an embedded:NAME or a hub id)",
+            field="model.spec",
+        )
     return ResolvedSpec(spec, "hub", spec)
 
 
@@ -108,8 +110,9 @@ def load_tokenizer(resolved: ResolvedSpec, *, revision: str | None = None, trust
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.location, revision=revision,
-                                                  trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolved.location, revision=revision, trust_remote_code=trust_remote_code
+        )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load tokenizer for '{resolved.spec}': {exc}", field="model.spec") from None
     if tokenizer.pad_token is None:  # batching needs a pad token; padded positions are never trained
@@ -122,32 +125,57 @@ def _four_bit_config():
     import importlib.util
 
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
-        raise ModelError("method qlora needs a CUDA GPU and the bitsandbytes package (pip install bitsandbytes); "
-                         "use method.name=lora here", field="method.name")
+        raise ModelError(
+            "method qlora needs a CUDA GPU and the bitsandbytes package (pip install bitsandbytes); "
+            "use method.name=lora here",
+            field="method.name",
+        )
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
 
 
-def load_model(resolved: ResolvedSpec, *, dtype: str = "float32", revision: str | None = None,
-               trust_remote_code: bool = False, quantize_4bit: bool = False):
+def load_model(
+    resolved: ResolvedSpec,
+    *,
+    dtype: str = "float32",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    quantize_4bit: bool = False,
+):
     from transformers import AutoModelForCausalLM
 
     quantization = _four_bit_config() if quantize_4bit else None
     try:
         return AutoModelForCausalLM.from_pretrained(
-            resolved.location, revision=revision, dtype=DTYPES[dtype], use_safetensors=True,
-            trust_remote_code=trust_remote_code, quantization_config=quantization)
+            resolved.location,
+            revision=revision,
+            dtype=DTYPES[dtype],
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            quantization_config=quantization,
+        )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model '{resolved.spec}': {exc}", field="model.spec") from None
 
 
-def load(spec: str, *, dtype: str = "float32", revision: str | None = None, trust_remote_code: bool = False,
-         quantize_4bit: bool = False):
+def load(
+    spec: str,
+    *,
+    dtype: str = "float32",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    quantize_4bit: bool = False,
+):
     """Resolve a spec and return (model, tokenizer); `quantize_4bit` loads the weights in NF4 (QLoRA)."""
     resolved = resolve(spec)
     tokenizer = load_tokenizer(resolved, revision=revision, trust_remote_code=trust_remote_code)
-    model = load_model(resolved, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code,
-                       quantize_4bit=quantize_4bit)
+    model = load_model(
+        resolved, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code, quantize_4bit=quantize_4bit
+    )
     return model, tokenizer

@@ -30,6 +30,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 @dataclass(frozen=True)
 class Hardware:
     """What the machine offers for 16-bit compute."""
+
     device: str  # cuda | cpu
     cuda_bf16: bool  # the GPU computes in bf16 (Ampere and later)
     cpu_bf16: bool  # oneDNN's bf16 kernels are native on this CPU (AVX512-BF16 or AMX)
@@ -44,14 +45,18 @@ class Hardware:
 def hardware() -> Hardware:
     """The machine's capabilities, probed once per process (tests replace this function to force a branch)."""
     cuda = torch.cuda.is_available()
-    return Hardware(device="cuda" if cuda else "cpu", cuda_bf16=cuda and torch.cuda.is_bf16_supported(),
-                    cpu_bf16=bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-                    cpu_capability=torch.backends.cpu.get_cpu_capability())
+    return Hardware(
+        device="cuda" if cuda else "cpu",
+        cuda_bf16=cuda and torch.cuda.is_bf16_supported(),
+        cpu_bf16=bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+    )
 
 
 @dataclass(frozen=True)
 class Precision:
     """The precision chosen for one process: `name` is what matmuls run in."""
+
     name: str  # fp32 | bf16 | fp16
     requested: str  # auto | fp32 | bf16 | fp16
     device: str
@@ -101,25 +106,31 @@ def choose(requested: str = "auto", hw: Hardware | None = None, *, warn: bool = 
             return Precision("bf16", requested, hw.device, True, f"auto: {what}")
         if cuda:
             return Precision("fp16", requested, hw.device, True, "auto: the GPU has no bf16; fp16 with loss scaling")
-        return Precision("fp32", requested, hw.device, True,
-                         f"auto: this CPU has no native bf16 ({hw.cpu_capability} only)")
+        return Precision(
+            "fp32", requested, hw.device, True, f"auto: this CPU has no native bf16 ({hw.cpu_capability} only)"
+        )
     if requested == "fp16" and not cuda:
-        raise ConfigError("fp16 (float16 with loss scaling) needs a CUDA GPU; use auto, fp32 or bf16 here",
-                          field="model.precision")
+        raise ConfigError(
+            "fp16 (float16 with loss scaling) needs a CUDA GPU; use auto, fp32 or bf16 here", field="model.precision"
+        )
     native = requested == "fp32" or (requested == "fp16" and cuda) or (requested == "bf16" and hw.native_bf16)
     if warn and not native:
         _warn_slow(requested, hw.device)
-    return Precision(requested, requested, hw.device, native, "as configured" + ("" if native else
-                                                                                  ", not native here"))
+    return Precision(requested, requested, hw.device, native, "as configured" + ("" if native else ", not native here"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_slow(name: str, device: str) -> None:
     """Warn once per process that `name` is emulated here, with the matmul slowdown against fp32."""
     fast = matmul_flops_per_s("fp32", device, 256, 256, 256)
     slow = matmul_flops_per_s(name, device, 256, 256, 256)
-    log.warning("model.precision=%s: this machine has no native %s; its matmuls run %.0fx slower than fp32 here "
-                "(measured). model.precision=auto would choose fp32.", name, name, fast / slow)
+    log.warning(
+        "model.precision=%s: this machine has no native %s; its matmuls run %.0fx slower than fp32 here "
+        "(measured). model.precision=auto would choose fp32.",
+        name,
+        name,
+        fast / slow,
+    )
 
 
 @functools.lru_cache(maxsize=32)
@@ -145,7 +156,7 @@ def matmul_flops_per_s(precision: str, device: str, m: int, k: int, n: int) -> f
     return 2 * m * k * n / statistics.median(times)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _spin_up(device: str) -> None:
     """Half a second of fp32 matmuls, once per process: a CPU's thread pool and clock take that long to reach the
     speed they then hold (measured before, the first matmuls run a third slower)."""

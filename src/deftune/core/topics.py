@@ -19,6 +19,7 @@ WORDS = r"(?u)\b[^\W\d_]{2,}\b"  # words of two or more letters
 @dataclass
 class Topics:
     """An NMF topic model fitted on TF-IDF: each text's topic (-1 where none of its words was kept)."""
+
     assigned: np.ndarray
     keywords: list[list[str]]  # per topic, its top terms
     terms: int
@@ -30,8 +31,9 @@ class Topics:
 
 def fit_topics(texts: list[str], cfg: AuditConfig, seed: int) -> Topics | str:
     """Fit cfg.topics topics on the texts; the reason as a string when there are too few texts or words."""
-    vectorizer = TfidfVectorizer(stop_words="english", token_pattern=WORDS, max_features=cfg.vocabulary,
-                                 sublinear_tf=True, max_df=0.95)
+    vectorizer = TfidfVectorizer(
+        stop_words="english", token_pattern=WORDS, max_features=cfg.vocabulary, sublinear_tf=True, max_df=0.95
+    )
     try:
         tfidf = vectorizer.fit_transform(texts)
     except ValueError:  # nothing but stop words, digits or punctuation
@@ -44,6 +46,9 @@ def fit_topics(texts: list[str], cfg: AuditConfig, seed: int) -> Topics | str:
         warnings.simplefilter("ignore", ConvergenceWarning)
         weights = nmf.fit_transform(tfidf)
     terms = vectorizer.get_feature_names_out()
-    return Topics(np.where(weights.max(axis=1) > 0, weights.argmax(axis=1), -1),
-                  [list(terms[np.argsort(-row)[:cfg.topic_keywords]]) for row in nmf.components_],
-                  tfidf.shape[1], int(nmf.n_iter_))
+    return Topics(
+        np.where(weights.max(axis=1) > 0, weights.argmax(axis=1), -1),
+        [list(terms[np.argsort(-row)[: cfg.topic_keywords]]) for row in nmf.components_],
+        tfidf.shape[1],
+        int(nmf.n_iter_),
+    )

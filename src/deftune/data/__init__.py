@@ -21,8 +21,7 @@ def load(path: str, fmt: str = "auto", *, id_prefix: str = "") -> Dataset:
     if path.startswith("embedded:"):
         name = path.removeprefix("embedded:")
         if name not in demo.EMBEDDED:
-            raise DataError(f"unknown embedded dataset '{name}' (known: {', '.join(demo.EMBEDDED)})",
-                            field="data.path")
+            raise DataError(f"unknown embedded dataset '{name}' (known: {', '.join(demo.EMBEDDED)})", field="data.path")
         dataset = demo.bbc_news()
         if fmt not in ("auto", dataset.format):
             raise DataError(f"embedded:{name} is a {dataset.format} dataset, not {fmt}", field="data.format")
@@ -55,8 +54,12 @@ def _unique_ids(parts: dict[str, list[Record]]) -> None:
     for record in (r for records in parts.values() for r in records):
         seen = first.setdefault(record.id, record)
         if seen is not record:
-            raise DataError(f"id {record.id!r} is also at {seen.source}: ids must be unique across the training, "
-                            "validation and test files", file=record.source, field="id")
+            raise DataError(
+                f"id {record.id!r} is also at {seen.source}: ids must be unique across the training, "
+                "validation and test files",
+                file=record.source,
+                field="id",
+            )
 
 
 def load_splits(cfg: DataConfig, seed: int) -> dict[str, Dataset]:
@@ -65,9 +68,11 @@ def load_splits(cfg: DataConfig, seed: int) -> dict[str, Dataset]:
     main, parts = _parts(cfg, seed)
     if cfg.split.hold_out:
         held = _held_out(parts, cfg, seed)
-        parts = {"train": [r for r in parts["train"] if r.id not in held],
-                 "validation": [r for r in parts["validation"] if r.id not in held],
-                 "test": parts["test"] + [r for r in parts["train"] + parts["validation"] if r.id in held]}
+        parts = {
+            "train": [r for r in parts["train"] if r.id not in held],
+            "validation": [r for r in parts["validation"] if r.id not in held],
+            "test": parts["test"] + [r for r in parts["train"] + parts["validation"] if r.id in held],
+        }
     parts["train"] = seeded_subset(parts["train"], cfg.max_train_examples, seed)
     parts["validation"] = seeded_subset(parts["validation"], cfg.max_validation_examples, seed)
     return {name: Dataset(records, main.format, f"{main.source}#{name}") for name, records in parts.items()}
@@ -99,5 +104,10 @@ def renderer_for(tokenizer, cfg: DataConfig, *datasets: Dataset) -> Renderer:
     """A renderer for datasets of one task: the label set (configured, else every label seen in them) goes
     into the prompt."""
     labels = cfg.labels or sorted({label for d in datasets for label in d.labels})
-    return Renderer(tokenizer, labels=labels, instruction=cfg.instruction,
-                    max_input_tokens=cfg.max_input_tokens, max_length=cfg.max_length)
+    return Renderer(
+        tokenizer,
+        labels=labels,
+        instruction=cfg.instruction,
+        max_input_tokens=cfg.max_input_tokens,
+        max_length=cfg.max_length,
+    )

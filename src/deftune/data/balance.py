@@ -27,18 +27,79 @@ from .records import Dataset, Record
 log = logging.getLogger(__name__)
 
 SWAPS = {  # one direction; applied both ways ("her" is resolved by the word after it)
-    "he": "she", "him": "her", "his": "her", "himself": "herself", "man": "woman", "men": "women", "boy": "girl",
-    "boys": "girls", "father": "mother", "fathers": "mothers", "son": "daughter", "sons": "daughters",
-    "husband": "wife", "husbands": "wives", "brother": "sister", "brothers": "sisters", "uncle": "aunt",
-    "nephew": "niece", "mr": "mrs", "king": "queen", "actor": "actress", "gentleman": "lady", "gentlemen": "ladies",
-    "male": "female", "males": "females", "grandfather": "grandmother", "boyfriend": "girlfriend",
-    "john": "mary", "james": "linda", "michael": "susan", "david": "sarah", "robert": "jennifer",
-    "william": "elizabeth", "thomas": "emma", "daniel": "olivia",
+    "he": "she",
+    "him": "her",
+    "his": "her",
+    "himself": "herself",
+    "man": "woman",
+    "men": "women",
+    "boy": "girl",
+    "boys": "girls",
+    "father": "mother",
+    "fathers": "mothers",
+    "son": "daughter",
+    "sons": "daughters",
+    "husband": "wife",
+    "husbands": "wives",
+    "brother": "sister",
+    "brothers": "sisters",
+    "uncle": "aunt",
+    "nephew": "niece",
+    "mr": "mrs",
+    "king": "queen",
+    "actor": "actress",
+    "gentleman": "lady",
+    "gentlemen": "ladies",
+    "male": "female",
+    "males": "females",
+    "grandfather": "grandmother",
+    "boyfriend": "girlfriend",
+    "john": "mary",
+    "james": "linda",
+    "michael": "susan",
+    "david": "sarah",
+    "robert": "jennifer",
+    "william": "elizabeth",
+    "thomas": "emma",
+    "daniel": "olivia",
 }
 # "her" before these (or at the end of a clause) is an object pronoun: him; elsewhere a possessive: his
-OBJECT_FOLLOWERS = {"and", "or", "but", "to", "that", "the", "a", "an", "in", "on", "at", "for", "with", "from",
-                    "by", "of", "as", "about", "again", "too", "so", "if", "when", "because", "into", "up", "down",
-                    "out", "off", "over", "back", "away", "this", "what"}
+OBJECT_FOLLOWERS = {
+    "and",
+    "or",
+    "but",
+    "to",
+    "that",
+    "the",
+    "a",
+    "an",
+    "in",
+    "on",
+    "at",
+    "for",
+    "with",
+    "from",
+    "by",
+    "of",
+    "as",
+    "about",
+    "again",
+    "too",
+    "so",
+    "if",
+    "when",
+    "because",
+    "into",
+    "up",
+    "down",
+    "out",
+    "off",
+    "over",
+    "back",
+    "away",
+    "this",
+    "what",
+}
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|[^A-Za-z]+")
 
 
@@ -63,8 +124,10 @@ def reweight(groups: list[str | None], labels: list[str | None]) -> list[float]:
     known = [(g, y) for g, y in zip(groups, labels) if g is not None and y is not None]
     n = len(known)
     by_group, by_label, by_cell = Counter(g for g, _ in known), Counter(y for _, y in known), Counter(known)
-    return [by_group[g] * by_label[y] / (n * by_cell[(g, y)]) if g is not None and y is not None else 1.0
-            for g, y in zip(groups, labels)]
+    return [
+        by_group[g] * by_label[y] / (n * by_cell[(g, y)]) if g is not None and y is not None else 1.0
+        for g, y in zip(groups, labels)
+    ]
 
 
 def resample(records: list[Record], groups: list[str | None], seed: int) -> list[Record]:
@@ -117,7 +180,7 @@ def swap(text: str, table: dict[str, str]) -> str:
             out.append(token)
             continue
         if token.lower() == "her" and "his" in table:
-            following = next((t.lower() for t in tokens[i + 1:] if t.strip()), "")
+            following = next((t.lower() for t in tokens[i + 1 :] if t.strip()), "")
             target = "him" if not following[:1].isalpha() or following in OBJECT_FOLLOWERS else "his"
         out.append(_cased(target, token))
     return "".join(out)
@@ -131,8 +194,12 @@ def _texts(record: Record) -> list[str]:
 
 def counterfactual(record: Record, table: dict[str, str]) -> Record | None:
     """A copy with group terms swapped in every text field, the label kept (None when nothing was swapped)."""
-    changes: dict = {"id": f"{record.id}#counterfactual", "source": "", "annotations": None,
-                     "meta": {**record.meta, "counterfactual_of": record.id}}
+    changes: dict = {
+        "id": f"{record.id}#counterfactual",
+        "source": "",
+        "annotations": None,
+        "meta": {**record.meta, "counterfactual_of": record.id},
+    }
     if record.format == "chat":
         changes["messages"] = [dict(m, content=swap(m["content"], table)) for m in record.messages]
     elif record.format == "completion":
@@ -164,9 +231,14 @@ def balance(records: list[Record], cfg: BalanceConfig, attribute: str, seed: int
         records = augment(records, swap_table(cfg.swap_lexicon))
     groups = groups_of(records, attribute)
     labels = [r.label for r in records]
-    report = {"attribute": attribute, "method": cfg.strategy, "counterfactual": cfg.counterfactual,
-              "records": len(records), "with_group": sum(g is not None for g in groups),
-              "cells_before": cell_counts(groups, labels)}
+    report = {
+        "attribute": attribute,
+        "method": cfg.strategy,
+        "counterfactual": cfg.counterfactual,
+        "records": len(records),
+        "with_group": sum(g is not None for g in groups),
+        "cells_before": cell_counts(groups, labels),
+    }
     if cfg.strategy == "reweight":
         weights = reweight(groups, labels)
         records = [replace(r, meta={**r.meta, "weight": w}) for r, w in zip(records, weights)]
@@ -185,7 +257,13 @@ def for_training(parts: dict[str, Dataset], config: Config, run_dir: str | Path)
     train = parts["train"]
     records, report = balance(train.records, config.data.balance, config.data.group_attribute, config.run.seed)
     write_json(Path(run_dir) / "data" / "balance.json", report)
-    log.info("balance (%s, counterfactual %s): %d -> %d training records, %d with a %s group",
-             config.data.balance.strategy, config.data.balance.counterfactual, len(train), len(records),
-             report["with_group"], config.data.group_attribute)
+    log.info(
+        "balance (%s, counterfactual %s): %d -> %d training records, %d with a %s group",
+        config.data.balance.strategy,
+        config.data.balance.counterfactual,
+        len(train),
+        len(records),
+        report["with_group"],
+        config.data.group_attribute,
+    )
     return {**parts, "train": Dataset(records, train.format, f"{train.source}+balanced")}

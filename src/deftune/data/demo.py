@@ -25,7 +25,13 @@ def bbc_news() -> Dataset:
         for article in sorted(topic_dir.glob("*.txt"), key=lambda p: (len(p.stem), p.stem)):
             paragraphs = [p.strip() for p in _read(article).split("\n") if p.strip()]
             title, first = paragraphs[0], (paragraphs[1] if len(paragraphs) > 1 else "")
-            records.append(Record(id=f"{topic_dir.name}-{article.stem}", format="classification",
-                                  text=f"{title}\n{first}", label=topic_dir.name,
-                                  source=f"{article}:1"))
+            records.append(
+                Record(
+                    id=f"{topic_dir.name}-{article.stem}",
+                    format="classification",
+                    text=f"{title}\n{first}",
+                    label=topic_dir.name,
+                    source=f"{article}:1",
+                )
+            )
     return Dataset(records, "classification", "embedded:bbc-news")

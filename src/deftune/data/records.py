@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..core.files import check_path, csv_rows, jsonl_rows, parse_json
 from ..errors import DataError
@@ -28,8 +29,12 @@ log = logging.getLogger(__name__)
 FORMATS = ("chat", "completion", "text", "classification")
 ROLES = ("system", "user", "assistant")
 OPTIONAL = ("id", "meta", "annotations", "group")
-REQUIRED = {"chat": ("messages",), "completion": ("prompt", "completion"), "text": ("text",),
-            "classification": ("text", "label")}
+REQUIRED = {
+    "chat": ("messages",),
+    "completion": ("prompt", "completion"),
+    "text": ("text",),
+    "classification": ("text", "label"),
+}
 STRUCTURED = ("messages", "meta", "annotations", "group")  # JSON-encoded when they come from a CSV cell
 
 
@@ -85,8 +90,11 @@ def detect_format(row: dict) -> str | None:
 def _blank(value: Any) -> bool:
     """What counts as no value: null, an empty CSV cell, NaN (how pandas and Parquet float columns say missing,
     and a literal Python's json accepts), or a string of only whitespace."""
-    return (value is None or (isinstance(value, float) and math.isnan(value))
-            or (isinstance(value, str) and not value.strip()))
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 def _string(value: Any, err) -> str:
@@ -145,16 +153,15 @@ def _group(value: Any, err) -> dict[str, str]:
 def parse_record(row: Any, fmt: str, *, file: str, line: int | str, auto_id: str) -> Record:
     """Validate one raw row against a format and return a Record (id `auto_id` when the row has none); raise
     DataError naming file:line:field."""
+
     def err_for(name: str):
-        return lambda msg: DataError(msg, file=file, line=line, field=name)
+        return lambda msg, name=name: DataError(msg, file=file, line=line, field=name)
 
     if not isinstance(row, dict):
-        raise DataError(f"expected a JSON object (one record per line), got {type(row).__name__}", file=file,
-                        line=line)
+        raise DataError(f"expected a JSON object (one record per line), got {type(row).__name__}", file=file, line=line)
     for name in REQUIRED[fmt]:
         if name not in row:
-            raise DataError(f"missing field '{name}' (required for {fmt} records)", file=file, line=line,
-                            field=name)
+            raise DataError(f"missing field '{name}' (required for {fmt} records)", file=file, line=line, field=name)
         if _blank(row[name]):
             raise err_for(name)(f"missing value in required field '{name}'")
     record = Record(id=auto_id if _blank(row.get("id")) else str(row["id"]), format=fmt, source=f"{file}:{line}")
@@ -169,7 +176,7 @@ def parse_record(row: Any, fmt: str, *, file: str, line: int | str, auto_id: str
             record.label = _label(row["label"], err_for("label"))
     if not _blank(row.get("meta")):
         if not isinstance(row["meta"], dict):
-            raise err_for("meta")("expected an object of slice fields, e.g. {\"topic\": \"sport\"}")
+            raise err_for("meta")('expected an object of slice fields, e.g. {"topic": "sport"}')
         record.meta = dict(row["meta"])
     if not _blank(row.get("annotations")):
         record.annotations = _annotations(row["annotations"], err_for("annotations"))
@@ -182,8 +189,11 @@ def _decode_cells(row: dict, file: str, line: int | str) -> dict:
     """Table formats (CSV, Parquet, HF datasets) may carry structured fields as JSON strings."""
     for name in STRUCTURED:
         if isinstance(row.get(name), str) and row[name]:
-            row[name] = parse_json(row[name], "cell is not valid JSON",
-                              lambda msg: DataError(msg, file=file, line=line, field=name))
+            row[name] = parse_json(
+                row[name],
+                "cell is not valid JSON",
+                lambda msg, name=name: DataError(msg, file=file, line=line, field=name),
+            )
     return row
 
 
@@ -211,8 +221,9 @@ def _hf_rows(path: Path) -> Iterator[tuple[str, Any]]:
         raise DataError(f"cannot read saved Hugging Face dataset ({exc})", file=str(path)) from None
     if isinstance(loaded, datasets.DatasetDict):
         if "train" not in loaded and len(loaded) != 1:
-            raise DataError(f"dataset has splits {sorted(loaded)}; point at one split's folder or add 'train'",
-                            file=str(path))
+            raise DataError(
+                f"dataset has splits {sorted(loaded)}; point at one split's folder or add 'train'", file=str(path)
+            )
         loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
     return _table_rows(iter(loaded), path)
 
@@ -227,8 +238,10 @@ def _rows(path: Path) -> Iterator[tuple[int | str, Any]]:
         return ((line, _decode_cells(row, str(path), line)) for line, row in csv_rows(path))
     if suffix in (".parquet", ".pq"):
         return _parquet_rows(path)
-    raise DataError("unknown data file type (expected .jsonl, .csv, .parquet or a saved Hugging Face "
-                    "dataset folder)", file=str(path))
+    raise DataError(
+        "unknown data file type (expected .jsonl, .csv, .parquet or a saved Hugging Face dataset folder)",
+        file=str(path),
+    )
 
 
 def load_file(path: str | Path, fmt: str = "auto", *, id_prefix: str = "") -> Dataset:
@@ -244,8 +257,12 @@ def load_file(path: str | Path, fmt: str = "auto", *, id_prefix: str = "") -> Da
         if fmt == "auto":
             fmt = detect_format(row) if isinstance(row, dict) else None
             if fmt is None:
-                raise DataError("cannot tell the record format: expected 'messages', 'prompt'+'completion', "
-                                "'text'+'label' or 'text'", file=file, line=line)
+                raise DataError(
+                    "cannot tell the record format: expected 'messages', 'prompt'+'completion', "
+                    "'text'+'label' or 'text'",
+                    file=file,
+                    line=line,
+                )
         record = parse_record(row, fmt, file=file, line=line, auto_id=f"{id_prefix}{index}")
         if record.id in first_seen:
             first = first_seen[record.id]
@@ -262,6 +279,7 @@ def load_file(path: str | Path, fmt: str = "auto", *, id_prefix: str = "") -> Da
 
 
 # ---- views of a record ------------------------------------------------------------------------------
+
 
 def majority(annotations: list[str | None] | None) -> str | None:
     """The annotators' most frequent label, or None when there is none or a tie."""

@@ -47,8 +47,15 @@ class RenderStats:
 class Renderer:
     """Renders records of one dataset for one tokenizer."""
 
-    def __init__(self, tokenizer, *, labels: list[str] | None = None, instruction: str | None = None,
-                 max_input_tokens: int | None = None, max_length: int | None = None):
+    def __init__(
+        self,
+        tokenizer,
+        *,
+        labels: list[str] | None = None,
+        instruction: str | None = None,
+        max_input_tokens: int | None = None,
+        max_length: int | None = None,
+    ):
         if tokenizer.eos_token is None:
             raise DataError("the tokenizer has no EOS token; cannot mark where answers end")
         self.tokenizer = tokenizer
@@ -77,8 +84,10 @@ class Renderer:
         if record.format == "completion":
             return [{"role": "user", "content": record.prompt}, {"role": "assistant", "content": record.completion}]
         if record.format == "classification":
-            return [{"role": "user", "content": self.classification_prompt(record)},
-                    {"role": "assistant", "content": record.label}]
+            return [
+                {"role": "user", "content": self.classification_prompt(record)},
+                {"role": "assistant", "content": record.label},
+            ]
         raise ValueError(f"{record.format} records are not conversations")
 
     def prompt_text(self, record: Record) -> str:
@@ -88,8 +97,7 @@ class Renderer:
         return "".join(text for text, _ in segments[:last_trained])
 
     def _template(self, messages, *, generation_prompt: bool = False) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=generation_prompt)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
     def _chat_segments(self, messages: list[dict[str, str]], record: Record) -> list[tuple[str, bool]]:
         eos = self.tokenizer.eos_token
@@ -102,14 +110,17 @@ class Renderer:
             start = len(self._template(messages[:i], generation_prompt=True))
             through = self._template(messages[: i + 1])
             if not full.startswith(through) or start > len(through):
-                raise DataError("the chat template renders earlier turns differently once later turns are "
-                                "added; cannot locate assistant turns for masking", file=record.source)
-            answer = full[start:len(through)]
+                raise DataError(
+                    "the chat template renders earlier turns differently once later turns are "
+                    "added; cannot locate assistant turns for masking",
+                    file=record.source,
+                )
+            answer = full[start : len(through)]
             cut = answer.rfind(eos)
             if cut < 0:  # the template does not end turns with EOS: add it, so the model learns to stop
                 trained, rest = answer + eos, ""
             else:
-                trained, rest = answer[: cut + len(eos)], answer[cut + len(eos):]
+                trained, rest = answer[: cut + len(eos)], answer[cut + len(eos) :]
             segments += [(full[pos:start], False), (trained, True), (rest, False)]
             pos = len(through)
         segments.append((full[pos:], False))
@@ -122,8 +133,11 @@ class Renderer:
         if self.has_template:
             return self._chat_segments(self.messages(record), record)
         if record.format == "chat":
-            raise DataError("chat records need a tokenizer with a chat template (this model has none)",
-                            file=record.source, field="messages")
+            raise DataError(
+                "chat records need a tokenizer with a chat template (this model has none)",
+                file=record.source,
+                field="messages",
+            )
         prompt, answer = self.messages(record)
         return [(prompt["content"], False), (answer["content"] + eos, True)]
 
@@ -165,8 +179,10 @@ class Renderer:
             stats.trained_tokens += rendered.n_trained
             stats.total_tokens += len(rendered)
         if records and not out:
-            raise DataError(f"every example is longer than max_length={self.max_length} tokens; raise "
-                            "data.max_length or shorten the inputs")
+            raise DataError(
+                f"every example is longer than max_length={self.max_length} tokens; raise "
+                "data.max_length or shorten the inputs"
+            )
         return out, stats
 
 
@@ -189,13 +205,20 @@ def check(rendered: Rendered, tokenizer, *, source: str = "") -> None:
     if not runs:
         raise DataError("example trains on zero tokens (is the response empty or masked away?)", file=where)
     expected = "".join(text for text, trained in rendered.segments if trained)
-    got = "".join(tokenizer.decode(rendered.input_ids[a:b], skip_special_tokens=False,
-                                   clean_up_tokenization_spaces=False) for a, b in runs)
+    got = "".join(
+        tokenizer.decode(rendered.input_ids[a:b], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        for a, b in runs
+    )
     if got != expected:
-        raise DataError(f"trained tokens do not match the answer text: expected {expected[:80]!r}, trained "
-                        f"{got[:80]!r} (prompt text trained, or answer tokens merged with the prompt)", file=where)
+        raise DataError(
+            f"trained tokens do not match the answer text: expected {expected[:80]!r}, trained "
+            f"{got[:80]!r} (prompt text trained, or answer tokens merged with the prompt)",
+            file=where,
+        )
     eos = tokenizer.eos_token_id
-    for a, b in runs:
+    for _, b in runs:
         if rendered.input_ids[b - 1] != eos:
-            raise DataError(f"a trained span does not end with EOS ({tokenizer.eos_token!r}): the model would not "
-                            "learn to stop", file=where)
+            raise DataError(
+                f"a trained span does not end with EOS ({tokenizer.eos_token!r}): the model would not learn to stop",
+                file=where,
+            )

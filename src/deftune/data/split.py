@@ -21,8 +21,8 @@ def split(records: list[Record], *, validation: float, test: float, seed: int) -
         rng.shuffle(group)
         n_test, n_val = round(len(group) * test), round(len(group) * validation)
         parts["test"] += group[:n_test]
-        parts["validation"] += group[n_test:n_test + n_val]
-        parts["train"] += group[n_test + n_val:]
+        parts["validation"] += group[n_test : n_test + n_val]
+        parts["train"] += group[n_test + n_val :]
     for part in parts.values():
         rng.shuffle(part)
     return parts

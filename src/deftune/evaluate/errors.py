@@ -20,17 +20,29 @@ from ..data.audit.agreement import (
 )
 from ..errors import DataError
 
-CATEGORIES = ("wrong_label", "invalid_format", "empty", "repetition", "refusal", "over_long", "truncated_input",
-              "low_overlap")
+CATEGORIES = (
+    "wrong_label",
+    "invalid_format",
+    "empty",
+    "repetition",
+    "refusal",
+    "over_long",
+    "truncated_input",
+    "low_overlap",
+)
 REVIEW_LABELS = CATEGORIES + ("not_an_error", "other")
-REFUSAL = re.compile(r"\b(i can ?not|i can't|i won't|i will not|i(?:'m| am) (?:sorry|unable|not able)|as an ai\b|"
-                     r"i do(?: not|n't) (?:know|have enough))", re.IGNORECASE)
+REFUSAL = re.compile(
+    r"\b(i can ?not|i can't|i won't|i will not|i(?:'m| am) (?:sorry|unable|not able)|as an ai\b|"
+    r"i do(?: not|n't) (?:know|have enough))",
+    re.IGNORECASE,
+)
 PASS_SCORE = 0.5  # a generated answer with token F1 below this is an error
 
 
 @dataclass
 class Prediction:
     """One model's answer to one evaluation record, with what the analysis needs."""
+
     id: str
     reference: str  # the gold label, or the reference answer
     answer: str  # the generated text
@@ -54,7 +66,7 @@ class Prediction:
 def repetitive(text: str) -> bool:
     """Degenerate output: a word four times in a row, or under half of the word trigrams distinct."""
     words = text.lower().split()
-    if any(len(set(words[i:i + 4])) == 1 for i in range(len(words) - 3)):
+    if any(len(set(words[i : i + 4])) == 1 for i in range(len(words) - 3)):
         return True
     trigrams = list(zip(words, words[1:], words[2:]))
     return len(trigrams) >= 6 and len(set(trigrams)) < 0.5 * len(trigrams)
@@ -90,24 +102,43 @@ def summarize(predictions: list[Prediction], *, max_ids: int = 20) -> dict:
         if "wrong_label" in p.categories:
             pairs[f"{p.reference} → {p.label}"].append(p.id)
     errors = sum(p.is_error for p in predictions)
-    return {"errors": errors, "examples": len(predictions), "unit": "examples",
-            "categories": {c: {"count": len(by_category[c]), "ids": by_category[c][:max_ids]}
-                           for c in CATEGORIES if by_category[c]},
-            "confusion_pairs": [{"pair": k, "count": len(v), "ids": v[:max_ids]}
-                                for k, v in sorted(pairs.items(), key=lambda kv: -len(kv[1]))]}
+    return {
+        "errors": errors,
+        "examples": len(predictions),
+        "unit": "examples",
+        "categories": {
+            c: {"count": len(by_category[c]), "ids": by_category[c][:max_ids]} for c in CATEGORIES if by_category[c]
+        },
+        "confusion_pairs": [
+            {"pair": k, "count": len(v), "ids": v[:max_ids]}
+            for k, v in sorted(pairs.items(), key=lambda kv: -len(kv[1]))
+        ],
+    }
 
 
 REVIEW_FIELDS = ("id", "input", "reference", "answer", "auto_categories", "reviewer", "label", "notes")
 
 
-def export_review(predictions: list[Prediction], inputs: dict[str, str], out_dir: Path, *, n: int,
-                  seed: int) -> list[str]:
+def export_review(
+    predictions: list[Prediction], inputs: dict[str, str], out_dir: Path, *, n: int, seed: int
+) -> list[str]:
     """Write a seeded sample of errors to review.csv and review.jsonl (reviewers fill in `reviewer`, `label` (one of
     REVIEW_LABELS) and `notes`); returns the files written."""
     errors = [p for p in predictions if p.is_error]
     sample = sorted(random.Random(seed).sample(errors, min(n, len(errors))), key=lambda p: p.id)
-    rows = [{"id": p.id, "input": inputs[p.id], "reference": p.reference, "answer": p.answer,
-             "auto_categories": " ".join(p.categories), "reviewer": "", "label": "", "notes": ""} for p in sample]
+    rows = [
+        {
+            "id": p.id,
+            "input": inputs[p.id],
+            "reference": p.reference,
+            "answer": p.answer,
+            "auto_categories": " ".join(p.categories),
+            "reviewer": "",
+            "label": "",
+            "notes": "",
+        }
+        for p in sample
+    ]
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "review.csv").open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=REVIEW_FIELDS)
@@ -134,8 +165,12 @@ def import_review(paths: list[str | Path]) -> dict:
             if not label:
                 continue
             if label not in REVIEW_LABELS:
-                raise DataError(f"unknown review label {label!r} (expected one of {', '.join(REVIEW_LABELS)})",
-                                file=str(path), line=line, field="label")
+                raise DataError(
+                    f"unknown review label {label!r} (expected one of {', '.join(REVIEW_LABELS)})",
+                    file=str(path),
+                    line=line,
+                    field="label",
+                )
             if not row.get("id"):
                 raise DataError("missing id", file=str(path), line=line, field="id")
             labels[str(row["id"])][(row.get("reviewer") or "").strip() or path.stem] = label
@@ -143,9 +178,13 @@ def import_review(paths: list[str | Path]) -> dict:
     reviewers = sorted({r for by in labels.values() for r in by})
     votes = [label for by in labels.values() for label in by.values()]
     matches = [label in auto[i] for i, by in labels.items() for label in by.values()]
-    return {"examples": len(labels), "reviewers": reviewers, "labels": dict(Counter(votes)),
-            "agreement_with_automatic": sum(matches) / len(matches) if matches else None,
-            "between_reviewers": _agreement([[by.get(r) for r in reviewers] for by in labels.values()])}
+    return {
+        "examples": len(labels),
+        "reviewers": reviewers,
+        "labels": dict(Counter(votes)),
+        "agreement_with_automatic": sum(matches) / len(matches) if matches else None,
+        "between_reviewers": _agreement([[by.get(r) for r in reviewers] for by in labels.values()]),
+    }
 
 
 def _agreement(table: list[list[str | None]]) -> dict | None:
@@ -154,5 +193,7 @@ def _agreement(table: list[list[str | None]]) -> dict | None:
     if not table or len(table[0]) < 2:
         return None
     matrix, categories = ratings(table)
-    return {"krippendorff_alpha": float(krippendorff_alpha(value_counts(matrix, len(categories)))),
-            "cohen_kappa": pairwise_cohen(matrix)}
+    return {
+        "krippendorff_alpha": float(krippendorff_alpha(value_counts(matrix, len(categories)))),
+        "cohen_kappa": pairwise_cohen(matrix),
+    }

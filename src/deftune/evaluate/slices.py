@@ -40,29 +40,41 @@ def length_buckets(lengths: list[int], buckets: int) -> list[str]:
     return names
 
 
-def audit_topics(train: list[Record], records: list[Record], cfg: AuditConfig,
-                 seed: int) -> tuple[list, list] | None:
+def audit_topics(train: list[Record], records: list[Record], cfg: AuditConfig, seed: int) -> tuple[list, list] | None:
     """The audit's topic name of each training and each evaluation record (None when too few words for topics)."""
     fitted = fit_topics([content(r) for r in train + records], cfg, seed)
     if isinstance(fitted, str):
         return None
     names = [fitted.name(t) for t in fitted.assigned]
-    return names[:len(train)], names[len(train):]
+    return names[: len(train)], names[len(train) :]
 
 
-def assign(records: list[Record], input_tokens: list[int], fields: list[str], buckets: int,
-           topics: list[str | None] | None = None) -> dict[str, list]:
+def assign(
+    records: list[Record],
+    input_tokens: list[int],
+    fields: list[str],
+    buckets: int,
+    topics: list[str | None] | None = None,
+) -> dict[str, list]:
     """Slice field -> per-record value (None where a record lacks the field)."""
-    table = {f"meta.{name}": [None if r.meta.get(name) is None else str(r.meta[name]) for r in records]
-             for name in fields}
+    table = {
+        f"meta.{name}": [None if r.meta.get(name) is None else str(r.meta[name]) for r in records] for name in fields
+    }
     if topics is not None:
         table["audit.topic"] = topics
     table["input_length"] = length_buckets(input_tokens, buckets)
     return table
 
 
-def report(predictions: list[Prediction], table: dict[str, list], *, resamples: int, confidence: float,
-           seed: int, max_ids: int = 10) -> list[dict]:
+def report(
+    predictions: list[Prediction],
+    table: dict[str, list],
+    *,
+    resamples: int,
+    confidence: float,
+    seed: int,
+    max_ids: int = 10,
+) -> list[dict]:
     """Every slice with n, the mean task score and its interval, and error-category counts, worst first."""
     scores = np.array([p.score for p in predictions])
     found = []
@@ -70,9 +82,19 @@ def report(predictions: list[Prediction], table: dict[str, list], *, resamples: 
         for value in sorted({v for v in values if v is not None}):
             inside = [i for i, v in enumerate(values) if v == value]
             errors = [predictions[i] for i in inside if predictions[i].is_error]
-            found.append({"field": name, "value": value, "n": len(inside),
-                          "score": bootstrap.interval(bootstrap.mean_metric("score", scores[inside]),
-                                                      resamples=resamples, confidence=confidence, seed=seed),
-                          "errors": dict(Counter(c for p in errors for c in p.categories)),
-                          "error_ids": [p.id for p in errors[:max_ids]]})
+            found.append(
+                {
+                    "field": name,
+                    "value": value,
+                    "n": len(inside),
+                    "score": bootstrap.interval(
+                        bootstrap.mean_metric("score", scores[inside]),
+                        resamples=resamples,
+                        confidence=confidence,
+                        seed=seed,
+                    ),
+                    "errors": dict(Counter(c for p in errors for c in p.categories)),
+                    "error_ids": [p.id for p in errors[:max_ids]],
+                }
+            )
     return sorted(found, key=lambda s: (s["score"]["value"], -s["n"]))

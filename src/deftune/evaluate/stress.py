@@ -17,9 +17,9 @@ from __future__ import annotations
 import random
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -31,43 +31,115 @@ from .metrics import expected_calibration_error
 
 # Common words and a synonym each (the fallback when WordNet is not installed).
 SYNONYMS = {
-    "big": "large", "large": "big", "small": "little", "little": "small", "said": "stated", "says": "states",
-    "buy": "purchase", "bought": "purchased", "show": "display", "shows": "displays", "start": "begin",
-    "started": "began", "end": "finish", "ended": "finished", "help": "assist", "helped": "assisted",
-    "fast": "quick", "quick": "fast", "hard": "difficult", "difficult": "hard", "new": "novel", "old": "aged",
-    "rise": "increase", "rose": "increased", "fall": "decline", "fell": "declined", "cut": "reduce",
-    "firm": "company", "company": "firm", "boss": "chief", "chief": "head", "job": "post", "jobs": "posts",
-    "win": "victory", "won": "triumphed", "beat": "defeated", "match": "game", "game": "match", "film": "movie",
-    "movie": "film", "star": "celebrity", "music": "songs", "phone": "handset", "computer": "machine",
-    "government": "administration", "minister": "secretary", "plan": "proposal", "plans": "proposals",
-    "money": "cash", "cash": "money", "profit": "earnings", "profits": "earnings", "sales": "revenue",
-    "price": "cost", "prices": "costs", "people": "persons", "users": "customers", "told": "informed",
-    "major": "main", "key": "crucial", "top": "leading", "leading": "top", "strong": "robust", "weak": "feeble",
-    "report": "account", "claims": "assertions", "latest": "newest", "expected": "anticipated",
-    "country": "nation", "city": "town", "children": "kids", "world": "globe", "early": "premature",
-    "also": "additionally", "about": "roughly", "many": "numerous", "often": "frequently", "very": "extremely",
+    "big": "large",
+    "large": "big",
+    "small": "little",
+    "little": "small",
+    "said": "stated",
+    "says": "states",
+    "buy": "purchase",
+    "bought": "purchased",
+    "show": "display",
+    "shows": "displays",
+    "start": "begin",
+    "started": "began",
+    "end": "finish",
+    "ended": "finished",
+    "help": "assist",
+    "helped": "assisted",
+    "fast": "quick",
+    "quick": "fast",
+    "hard": "difficult",
+    "difficult": "hard",
+    "new": "novel",
+    "old": "aged",
+    "rise": "increase",
+    "rose": "increased",
+    "fall": "decline",
+    "fell": "declined",
+    "cut": "reduce",
+    "firm": "company",
+    "company": "firm",
+    "boss": "chief",
+    "chief": "head",
+    "job": "post",
+    "jobs": "posts",
+    "win": "victory",
+    "won": "triumphed",
+    "beat": "defeated",
+    "match": "game",
+    "game": "match",
+    "film": "movie",
+    "movie": "film",
+    "star": "celebrity",
+    "music": "songs",
+    "phone": "handset",
+    "computer": "machine",
+    "government": "administration",
+    "minister": "secretary",
+    "plan": "proposal",
+    "plans": "proposals",
+    "money": "cash",
+    "cash": "money",
+    "profit": "earnings",
+    "profits": "earnings",
+    "sales": "revenue",
+    "price": "cost",
+    "prices": "costs",
+    "people": "persons",
+    "users": "customers",
+    "told": "informed",
+    "major": "main",
+    "key": "crucial",
+    "top": "leading",
+    "leading": "top",
+    "strong": "robust",
+    "weak": "feeble",
+    "report": "account",
+    "claims": "assertions",
+    "latest": "newest",
+    "expected": "anticipated",
+    "country": "nation",
+    "city": "town",
+    "children": "kids",
+    "world": "globe",
+    "early": "premature",
+    "also": "additionally",
+    "about": "roughly",
+    "many": "numerous",
+    "often": "frequently",
+    "very": "extremely",
 }
 UNINFORMATIVE = [
-    "The announcement was made on Monday.", "More details are expected later this week.",
-    "Officials said they would comment in due course.", "The decision surprised some observers.",
-    "It is not yet clear what will happen next.", "The meeting lasted for several hours.",
-    "Reports suggest that changes are on the way.", "A spokesperson declined to give further details.",
-    "The figures will be published next month.", "Several people were present at the event.",
+    "The announcement was made on Monday.",
+    "More details are expected later this week.",
+    "Officials said they would comment in due course.",
+    "The decision surprised some observers.",
+    "It is not yet clear what will happen next.",
+    "The meeting lasted for several hours.",
+    "Reports suggest that changes are on the way.",
+    "A spokesperson declined to give further details.",
+    "The figures will be published next month.",
+    "Several people were present at the event.",
 ]
-PARAPHRASE = ("Rewrite the following text in other words. Keep its meaning, facts and length. Reply with the "
-              "rewritten text only.\n\nText:\n{text}")
+PARAPHRASE = (
+    "Rewrite the following text in other words. Keep its meaning, facts and length. Reply with the "
+    "rewritten text only.\n\nText:\n{text}"
+)
 _words = re.compile(r"[A-Za-z]+")
 
 
 @dataclass
 class System:
     """What the suites need from one model: label probabilities, and (for abstention) parsed generated labels."""
+
     name: str
     probabilities: Callable[[list[Record]], np.ndarray]
     answers: Callable[[list[Record]], list[str | None]]
 
 
 # ---- perturbations ------------------------------------------------------------------------------------------
+
 
 def typo(text: str, rng: random.Random) -> str:
     """Swap two neighbouring inner letters in about one word in ten (at least one) of four or more letters."""
@@ -89,7 +161,7 @@ def casing(text: str, rng: random.Random) -> str:
 
 def punctuation(text: str, rng: random.Random) -> str:
     """Drop the punctuation marks (add a final full stop when there are none)."""
-    stripped = text.translate(str.maketrans("", "", ".,;:!?\"()"))
+    stripped = text.translate(str.maketrans("", "", '.,;:!?"()'))
     return stripped if stripped != text else text + "."
 
 
@@ -102,13 +174,15 @@ def whitespace(text: str, rng: random.Random) -> str:
 
 # WordNet 3.0's lexicographer files, in order (lexnames(5WN)); nltk needs this `lexnames` file, which Debian's
 # wordnet-base leaves out.
-LEXNAMES = ("adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
-            "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
-            "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
-            "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
-            "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
-            "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
-            "adj.ppl").split()
+LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
+    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
+    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
+    "adj.ppl"
+).split()
 POS_NUMBER = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 
@@ -127,8 +201,9 @@ def wordnet_reader(wordnet_dir: str):
         for path in source.glob(pattern):
             if not (root / path.name).is_file():
                 shutil.copyfile(path, root / path.name)
-    (root / "lexnames").write_text("".join(f"{i:02d}\t{name}\t{POS_NUMBER[name.split('.')[0]]}\n"
-                                           for i, name in enumerate(LEXNAMES)))
+    (root / "lexnames").write_text(
+        "".join(f"{i:02d}\t{name}\t{POS_NUMBER[name.split('.')[0]]}\n" for i, name in enumerate(LEXNAMES))
+    )
     if str(root.resolve()) not in nltk.data.path:  # nltk reads corpora only under its data paths
         nltk.data.path.append(str(root.resolve()))
 
@@ -172,7 +247,7 @@ class Synonyms:
         chosen = sorted(rng.sample(candidates, max(1, len(candidates) // 10)), key=lambda m: m.start())
         out, pos = [], 0
         for m in chosen:
-            out += [text[pos:m.start()], self.synonym(m.group())]
+            out += [text[pos : m.start()], self.synonym(m.group())]
             pos = m.end()
         return "".join(out) + text[pos:]
 
@@ -183,8 +258,14 @@ def accept_paraphrase(original: str, paraphrase: str) -> bool:
     return paraphrase.strip() != original.strip() and 0.5 * a <= b <= 2 * a
 
 
-def rephrasings(records: list[Record], kinds: list[str], *, wordnet_dir: str, seed: int,
-                paraphrase: Callable[[list[str]], list[str]] | None) -> tuple[dict[str, list], dict]:
+def rephrasings(
+    records: list[Record],
+    kinds: list[str],
+    *,
+    wordnet_dir: str,
+    seed: int,
+    paraphrase: Callable[[list[str]], list[str]] | None,
+) -> tuple[dict[str, list], dict]:
     """Perturbation -> [(index of the original, variant record)], and notes (synonym source, rejected)."""
     rules = {"typo": typo, "casing": casing, "punctuation": punctuation, "whitespace": whitespace}
     synonyms = Synonyms(wordnet_dir)
@@ -201,20 +282,36 @@ def rephrasings(records: list[Record], kinds: list[str], *, wordnet_dir: str, se
             texts = [rules[kind](r.text, random.Random(f"{seed}:{kind}:{r.id}")) for r in records]
             changed = [(i, t) for i, (r, t) in enumerate(zip(records, texts)) if t != r.text]
         notes["unchanged"][kind] = len(records) - len(changed)
-        variants[kind] = [(i, replace(records[i], id=f"{records[i].id}~{kind}", text=t,
-                                      meta={**records[i].meta, "stress": f"inv/{kind}", "source_id": records[i].id}))
-                          for i, t in changed]
+        variants[kind] = [
+            (
+                i,
+                replace(
+                    records[i],
+                    id=f"{records[i].id}~{kind}",
+                    text=t,
+                    meta={**records[i].meta, "stress": f"inv/{kind}", "source_id": records[i].id},
+                ),
+            )
+            for i, t in changed
+        ]
     return variants, notes
 
 
 # ---- suites -------------------------------------------------------------------------------------------------
 
+
 def _stats(cfg: EvaluationConfig, seed: int) -> dict:
     return {"resamples": cfg.resamples, "confidence": cfg.confidence, "seed": seed}
 
 
-def invariance(system: System, records: list[Record], variants: dict[str, list], labels: list[str],
-               cfg: EvaluationConfig, seed: int) -> tuple[dict, list[Record]]:
+def invariance(
+    system: System,
+    records: list[Record],
+    variants: dict[str, list],
+    labels: list[str],
+    cfg: EvaluationConfig,
+    seed: int,
+) -> tuple[dict, list[Record]]:
     """Flip rates per perturbation and worst-case accuracy; the failed variants as candidate records."""
     gold = np.array([labels.index(r.label) for r in records])
     original = system.probabilities(records).argmax(axis=1)
@@ -230,19 +327,30 @@ def invariance(system: System, records: list[Record], variants: dict[str, list],
         failed += [v for (_, v), ok in zip(pairs, right) if not ok]
         result["perturbations"][kind] = {
             "variants": len(pairs),
-            "flip_rate": bootstrap.interval(bootstrap.mean_metric("flip_rate", predicted != original[index]),
-                                            **_stats(cfg, seed)),
+            "flip_rate": bootstrap.interval(
+                bootstrap.mean_metric("flip_rate", predicted != original[index]), **_stats(cfg, seed)
+            ),
             "accuracy": bootstrap.interval(bootstrap.mean_metric("accuracy", right), **_stats(cfg, seed)),
-            "flipped_ids": [v.meta["source_id"] for (_, v), p, o in zip(pairs, predicted, original[index])
-                            if p != o][:20]}
+            "flipped_ids": [v.meta["source_id"] for (_, v), p, o in zip(pairs, predicted, original[index]) if p != o][
+                :20
+            ],
+        }
     result["accuracy"] = bootstrap.interval(bootstrap.mean_metric("accuracy", original == gold), **_stats(cfg, seed))
-    result["worst_case_accuracy"] = bootstrap.interval(bootstrap.mean_metric("worst_case_accuracy", worst),
-                                                       **_stats(cfg, seed))
+    result["worst_case_accuracy"] = bootstrap.interval(
+        bootstrap.mean_metric("worst_case_accuracy", worst), **_stats(cfg, seed)
+    )
     return result, failed
 
 
-def held_out(values: list[str | None], train_values: list[str | None], probs: np.ndarray, gold: np.ndarray,
-             field: str, cfg: EvaluationConfig, seed: int) -> dict:
+def held_out(
+    values: list[str | None],
+    train_values: list[str | None],
+    probs: np.ndarray,
+    gold: np.ndarray,
+    field: str,
+    cfg: EvaluationConfig,
+    seed: int,
+) -> dict:
     """Accuracy and calibration on test records whose topic (`values`, e.g. a meta field or the audit's topic) is
     (nearly) absent from training (`train_values`) vs the rest; `gold` holds label indices."""
     counts: dict[str, int] = {}
@@ -250,12 +358,18 @@ def held_out(values: list[str | None], train_values: list[str | None], probs: np
         counts[str(value)] = counts.get(str(value), 0) + 1
     n_train = len(train_values)
     rare = sorted({v for v in values if v is not None and counts.get(v, 0) <= cfg.ood_max_train_share * n_train})
-    result = {"field": field, "held_out_values": rare,
-              "train_share": {v: counts.get(v, 0) / max(n_train, 1) for v in sorted({*values} - {None})}}
+    result = {
+        "field": field,
+        "held_out_values": rare,
+        "train_share": {v: counts.get(v, 0) / max(n_train, 1) for v in sorted({*values} - {None})},
+    }
     outside = np.array([v in rare for v in values])
     if not outside.any() or outside.all():
-        result["skipped"] = (f"no test records whose {field} has at most {cfg.ood_max_train_share:.0%} of the "
-                             "training data" if not outside.any() else "every test record is held out")
+        result["skipped"] = (
+            f"no test records whose {field} has at most {cfg.ood_max_train_share:.0%} of the training data"
+            if not outside.any()
+            else "every test record is held out"
+        )
         return result
     correct = (probs.argmax(axis=1) == gold).astype(float)
     rows = np.column_stack([correct, outside])
@@ -263,13 +377,16 @@ def held_out(values: list[str | None], train_values: list[str | None], probs: np
     def gap(rows: np.ndarray) -> float:
         inside, out = rows[rows[:, 1] == 0, 0], rows[rows[:, 1] == 1, 0]
         return float(inside.mean() - out.mean()) if len(inside) and len(out) else float("nan")
+
     stats = _stats(cfg, seed)
     confidence = probs.max(axis=1)
     for name, mask in (("in_distribution", ~outside), ("held_out", outside)):
         result[name] = {
             "accuracy": bootstrap.interval(bootstrap.mean_metric("accuracy", correct[mask]), **stats),
-            "ece": bootstrap.interval(expected_calibration_error(confidence[mask], correct[mask],
-                                                                 cfg.calibration_bins), **stats)}
+            "ece": bootstrap.interval(
+                expected_calibration_error(confidence[mask], correct[mask], cfg.calibration_bins), **stats
+            ),
+        }
     result["accuracy_drop"] = bootstrap.interval(bootstrap.Metric("accuracy_drop", rows, gap, "share"), **stats)
     return result
 
@@ -277,10 +394,12 @@ def held_out(values: list[str | None], train_values: list[str | None], probs: np
 def confidence_report(probs: np.ndarray, cfg: EvaluationConfig, seed: int) -> dict:
     """How confident the model is: mean top-label probability and the share of confident answers."""
     top = probs.max(axis=1)
-    return {"mean_top_probability": bootstrap.interval(bootstrap.mean_metric("top_probability", top),
-                                                       **_stats(cfg, seed)),
-            "confident_rate": bootstrap.interval(
-                bootstrap.mean_metric("confident_rate", top >= cfg.confident_probability), **_stats(cfg, seed))}
+    return {
+        "mean_top_probability": bootstrap.interval(bootstrap.mean_metric("top_probability", top), **_stats(cfg, seed)),
+        "confident_rate": bootstrap.interval(
+            bootstrap.mean_metric("confident_rate", top >= cfg.confident_probability), **_stats(cfg, seed)
+        ),
+    }
 
 
 def ambiguous_inputs(records: list[Record], n: int, seed: int) -> list[tuple[str, Record, tuple[str, ...]]]:
@@ -293,18 +412,23 @@ def ambiguous_inputs(records: list[Record], n: int, seed: int) -> list[tuple[str
         a = rng.choice(pool)
         b = rng.choice([r for r in pool if r.label != a.label])
         half_a, half_b = a.text.split(), b.text.split()
-        text = " ".join(half_a[:max(1, len(half_a) // 2)] + half_b[:max(1, len(half_b) // 2)])
-        made.append(("mixed", replace(a, id=f"mixed-{k}", text=text, meta={"stress": "mft/mixed"}),
-                     (a.label, b.label)))
+        text = " ".join(half_a[: max(1, len(half_a) // 2)] + half_b[: max(1, len(half_b) // 2)])
+        made.append(("mixed", replace(a, id=f"mixed-{k}", text=text, meta={"stress": "mft/mixed"}), (a.label, b.label)))
     for k in range(n - len(made)):
         text = " ".join(rng.sample(UNINFORMATIVE, 2))
-        made.append(("uninformative", replace(pool[0], id=f"uninformative-{k}", text=text,
-                                              meta={"stress": "mft/uninformative"}), ()))
+        made.append(
+            (
+                "uninformative",
+                replace(pool[0], id=f"uninformative-{k}", text=text, meta={"stress": "mft/uninformative"}),
+                (),
+            )
+        )
     return made
 
 
-def ambiguity(system: System, inputs: list[tuple[str, Record, tuple]], labels: list[str], cfg: EvaluationConfig,
-              seed: int) -> dict:
+def ambiguity(
+    system: System, inputs: list[tuple[str, Record, tuple]], labels: list[str], cfg: EvaluationConfig, seed: int
+) -> dict:
     """False confidence on ambiguous inputs, per kind: a top label at or above confident_probability ("spread"),
     or a generated answer that names a label ("abstain")."""
     records = [r for _, r, _ in inputs]
@@ -317,10 +441,15 @@ def ambiguity(system: System, inputs: list[tuple[str, Record, tuple]], labels: l
     mixed_mass = [probs[i, [labels.index(x) for x in mix]].sum() for i, (_, _, mix) in enumerate(inputs) if mix]
     result = {"expectation": cfg.ambiguity_expectation, "confident_probability": cfg.confident_probability}
     for kind in sorted(set(kinds)):
-        result[kind] = {"n": int((kinds == kind).sum()), "false_confidence_rate": bootstrap.interval(
-            bootstrap.mean_metric("false_confidence_rate", false[kinds == kind]), **_stats(cfg, seed)),
-            "false_confident_ids": [r.id for r, f, k in zip(records, false, kinds) if f and k == kind][:20]}
+        result[kind] = {
+            "n": int((kinds == kind).sum()),
+            "false_confidence_rate": bootstrap.interval(
+                bootstrap.mean_metric("false_confidence_rate", false[kinds == kind]), **_stats(cfg, seed)
+            ),
+            "false_confident_ids": [r.id for r, f, k in zip(records, false, kinds) if f and k == kind][:20],
+        }
     if mixed_mass:
         result["mixed"]["mass_on_the_two_labels"] = bootstrap.interval(
-            bootstrap.mean_metric("mass_on_the_two_labels", mixed_mass), **_stats(cfg, seed))
+            bootstrap.mean_metric("mass_on_the_two_labels", mixed_mass), **_stats(cfg, seed)
+        )
     return result

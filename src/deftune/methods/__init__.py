@@ -22,6 +22,7 @@ from typing import Any
 @dataclass(frozen=True)
 class SweepParam:
     """A value a sweep may search: the config key it sets, its default range and whether it is log-scaled."""
+
     path: str
     default: tuple[float, float]
     log: bool = True
@@ -31,6 +32,7 @@ class SweepParam:
 @dataclass(frozen=True)
 class Incompatible:
     """A config the method cannot train with: `when(config)` is true, `why` says what to change."""
+
     when: Callable[[Any], bool]
     why: str
 

@@ -44,24 +44,31 @@ class BottleneckConfig:
         if type(self.reduction_factor) is not int or self.reduction_factor < 1:
             raise ConfigError(f"must be a positive integer, not {self.reduction_factor!r}", field="reduction_factor")
         if self.nonlinearity not in NONLINEARITIES:
-            raise ConfigError(f"unknown nonlinearity {self.nonlinearity!r} (choose from {', '.join(NONLINEARITIES)})",
-                              field="nonlinearity")
+            raise ConfigError(
+                f"unknown nonlinearity {self.nonlinearity!r} (choose from {', '.join(NONLINEARITIES)})",
+                field="nonlinearity",
+            )
         for name in ("attention_dropout", "mlp_dropout"):
             rate = getattr(self, name)
             if type(rate) not in (int, float) or not 0 <= rate < 1:
                 raise ConfigError(f"must be a number in [0, 1), not {rate!r}", field=name)
         unknown = [p for p in self.placement if p not in PLACEMENTS]
         if not self.placement or unknown or len(set(self.placement)) != len(self.placement):
-            raise ConfigError(f"must be distinct names from {', '.join(PLACEMENTS)}, not {list(self.placement)}",
-                              field="placement")
+            raise ConfigError(
+                f"must be distinct names from {', '.join(PLACEMENTS)}, not {list(self.placement)}", field="placement"
+            )
 
     def dropout(self, placement: str) -> float:
         return self.attention_dropout if placement == "attention" else self.mlp_dropout
 
     def to_json(self, base_model_name_or_path: str | None = None) -> str:
         """The saved form: this config plus the method, the format version and the base model's name or path."""
-        data = {"method": METHOD, "format_version": FORMAT_VERSION,
-                "base_model_name_or_path": base_model_name_or_path, **asdict(self)}
+        data = {
+            "method": METHOD,
+            "format_version": FORMAT_VERSION,
+            "base_model_name_or_path": base_model_name_or_path,
+            **asdict(self),
+        }
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
@@ -136,16 +143,20 @@ def decoder_layers(model) -> nn.ModuleList:
         layers = getattr(decoder, name, None)
         if isinstance(layers, nn.ModuleList) and len(layers):
             return layers
-    raise ModelError(f"{type(model).__name__}: no decoder layers found for bottleneck adapters (looked for "
-                     f"{type(decoder).__name__}.layers and .h, as in Llama/Mistral/Qwen or GPT-2 models)")
+    raise ModelError(
+        f"{type(model).__name__}: no decoder layers found for bottleneck adapters (looked for "
+        f"{type(decoder).__name__}.layers and .h, as in Llama/Mistral/Qwen or GPT-2 models)"
+    )
 
 
 def _block_name(model, index: int, layer: nn.Module, placement: str) -> str:
     for name in PLACEMENTS[placement]:
         if isinstance(getattr(layer, name, None), nn.Module):
             return name
-    raise ModelError(f"{type(model).__name__}: decoder layer {index} ({type(layer).__name__}) has no {placement} "
-                     f"block (looked for .{' and .'.join(PLACEMENTS[placement])})")
+    raise ModelError(
+        f"{type(model).__name__}: decoder layer {index} ({type(layer).__name__}) has no {placement} "
+        f"block (looked for .{' and .'.join(PLACEMENTS[placement])})"
+    )
 
 
 def _hidden_size(model) -> int:
@@ -166,8 +177,11 @@ def add_adapters(model, config: BottleneckConfig):
     if _wrappers(model):
         raise ModelError(f"{type(model).__name__} already has bottleneck adapters")
     layers = decoder_layers(model)
-    blocks = [(layer, _block_name(model, i, layer, placement), f"layers.{i}.{placement}", config.dropout(placement))
-              for i, layer in enumerate(layers) for placement in config.placement]
+    blocks = [
+        (layer, _block_name(model, i, layer, placement), f"layers.{i}.{placement}", config.dropout(placement))
+        for i, layer in enumerate(layers)
+        for placement in config.placement
+    ]
     hidden = _hidden_size(model)
     bottleneck = hidden // config.reduction_factor
     if bottleneck < 1:
@@ -215,13 +229,18 @@ def _load_state(model, state: dict[str, torch.Tensor]) -> None:
     expected = adapter_state_dict(model)
     missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
     if missing or unexpected:
-        raise ModelError("adapter weights do not match adapter_config.json: "
-                         + "; ".join(f"{what} {_few(keys)}" for what, keys in (("missing", missing),
-                                                                                ("unexpected", unexpected)) if keys))
+        raise ModelError(
+            "adapter weights do not match adapter_config.json: "
+            + "; ".join(
+                f"{what} {_few(keys)}" for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys
+            )
+        )
     for key, tensor in state.items():
         if tensor.shape != expected[key].shape:
-            raise ModelError(f"adapter weight {key} has shape {tuple(tensor.shape)}, this base model needs "
-                             f"{tuple(expected[key].shape)} (other reduction factor or base model?)")
+            raise ModelError(
+                f"adapter weight {key} has shape {tuple(tensor.shape)}, this base model needs "
+                f"{tuple(expected[key].shape)} (other reduction factor or base model?)"
+            )
     with torch.no_grad():
         for key, tensor in state.items():
             expected[key].copy_(tensor)
@@ -280,4 +299,3 @@ def remove_adapters(model):
             if isinstance(child, AdapterWrapper):
                 setattr(module, name, child.base_layer)
     return model
-

@@ -21,9 +21,15 @@ class AdapterSettings(Section):
 def _apply(model, cfg, dropout):
     from ._bottleneck import BottleneckConfig, add_adapters
 
-    return add_adapters(model, BottleneckConfig(
-        reduction_factor=cfg.adapter.reduction_factor, nonlinearity=cfg.adapter.nonlinearity,
-        attention_dropout=dropout.attention_modules, mlp_dropout=dropout.mlp_modules))
+    return add_adapters(
+        model,
+        BottleneckConfig(
+            reduction_factor=cfg.adapter.reduction_factor,
+            nonlinearity=cfg.adapter.nonlinearity,
+            attention_dropout=dropout.attention_modules,
+            mlp_dropout=dropout.mlp_modules,
+        ),
+    )
 
 
 def _save(model, folder: Path) -> Path:
@@ -44,10 +50,22 @@ def _recognizes(folder: Path) -> bool:
     return is_adapter_dir(folder)
 
 
-register(Method(
-    name="adapter", summary="bottleneck adapters after each attention block and MLP (Houlsby)", apply=_apply,
-    section="adapter", settings=AdapterSettings, save=_save, load=_load, recognizes=_recognizes,
-    unmergeable="bottleneck adapters are nonlinear modules, not weight deltas",
-    claims={"modified": (3, 5), "savings": (40, 60)},
-    sweep={"reduction_factor": SweepParam("method.adapter.reduction_factor", (4, 64),
-                                          description="method.adapter.reduction_factor (log scale)")}))
+register(
+    Method(
+        name="adapter",
+        summary="bottleneck adapters after each attention block and MLP (Houlsby)",
+        apply=_apply,
+        section="adapter",
+        settings=AdapterSettings,
+        save=_save,
+        load=_load,
+        recognizes=_recognizes,
+        unmergeable="bottleneck adapters are nonlinear modules, not weight deltas",
+        claims={"modified": (3, 5), "savings": (40, 60)},
+        sweep={
+            "reduction_factor": SweepParam(
+                "method.adapter.reduction_factor", (4, 64), description="method.adapter.reduction_factor (log scale)"
+            )
+        },
+    )
+)

@@ -11,5 +11,13 @@ def _apply(model, cfg, dropout):
     return model
 
 
-register(Method(name="full", summary="every weight trained", apply=_apply, saved_as="model", trains_base=True,
-                claims={"modified": (100, 100), "savings": (0, 0)}))
+register(
+    Method(
+        name="full",
+        summary="every weight trained",
+        apply=_apply,
+        saved_as="model",
+        trains_base=True,
+        claims={"modified": (100, 100), "savings": (0, 0)},
+    )
+)

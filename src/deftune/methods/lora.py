@@ -52,12 +52,21 @@ def _applier(dora: bool = False, quantized: bool = False):
 
         if quantized:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        tuned = peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
-                                             lora_dropout=dropout.attention_modules,
-                                             target_modules=cfg.lora.target_modules, use_dora=dora,
-                                             task_type="CAUSAL_LM"), cfg.name)
+        tuned = peft_model(
+            model,
+            LoraConfig(
+                r=cfg.lora.r,
+                lora_alpha=cfg.lora.alpha,
+                lora_dropout=dropout.attention_modules,
+                target_modules=cfg.lora.target_modules,
+                use_dora=dora,
+                task_type="CAUSAL_LM",
+            ),
+            cfg.name,
+        )
         target_lora_dropout(tuned, dropout)
         return tuned
+
     return apply
 
 
@@ -69,14 +78,42 @@ def _needs_bitsandbytes(device: str) -> str | None:
     return None
 
 
-SWEEP = {"lora_r": SweepParam("method.lora.r", (4, 64), description="method.lora.r (log scale)"),
-         "lora_alpha": SweepParam("method.lora.alpha", (8.0, 64.0), description="method.lora.alpha (log scale)")}
+SWEEP = {
+    "lora_r": SweepParam("method.lora.r", (4, 64), description="method.lora.r (log scale)"),
+    "lora_alpha": SweepParam("method.lora.alpha", (8.0, 64.0), description="method.lora.alpha (log scale)"),
+}
 
-register(Method(name="lora", summary="low-rank updates of the linear layers (PEFT LoRA)", apply=_applier(),
-                section="lora", settings=LoraSettings, claims={"modified": (1, 2), "savings": (60, 80)},
-                sweep=SWEEP))
-register(Method(name="dora", summary="LoRA with learned column magnitudes (PEFT DoRA)", apply=_applier(dora=True),
-                section="lora", settings=LoraSettings, sweep=SWEEP))
-register(Method(name="qlora", summary="LoRA on a 4-bit base model (bitsandbytes)",
-                apply=_applier(quantized=True), section="lora", settings=LoraSettings, quantized_base=True,
-                plan_as="lora", unavailable=_needs_bitsandbytes, sweep=SWEEP))
+register(
+    Method(
+        name="lora",
+        summary="low-rank updates of the linear layers (PEFT LoRA)",
+        apply=_applier(),
+        section="lora",
+        settings=LoraSettings,
+        claims={"modified": (1, 2), "savings": (60, 80)},
+        sweep=SWEEP,
+    )
+)
+register(
+    Method(
+        name="dora",
+        summary="LoRA with learned column magnitudes (PEFT DoRA)",
+        apply=_applier(dora=True),
+        section="lora",
+        settings=LoraSettings,
+        sweep=SWEEP,
+    )
+)
+register(
+    Method(
+        name="qlora",
+        summary="LoRA on a 4-bit base model (bitsandbytes)",
+        apply=_applier(quantized=True),
+        section="lora",
+        settings=LoraSettings,
+        quantized_base=True,
+        plan_as="lora",
+        unavailable=_needs_bitsandbytes,
+        sweep=SWEEP,
+    )
+)

@@ -75,8 +75,9 @@ def synthetic_batch(rows: int, seq_len: int, trained_per_row: int, vocab: int, p
 
 def _optimizer(cfg, model, terms, workdir: Path):
     """The optimizer the engine's Trainer builds: its optimizer class and settings, the engine's groups."""
-    args = training_args(cfg, workdir, False, 1, 1, quiet=True,
-                         compute=choose_precision(cfg.model.precision, warn=False))
+    args = training_args(
+        cfg, workdir, False, 1, 1, quiet=True, compute=choose_precision(cfg.model.precision, warn=False)
+    )
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     return cls(parameter_groups(model, terms, cfg.training.weight_decay), **kwargs)
 
@@ -88,9 +89,13 @@ def measure(spec: dict) -> dict:
     returned = False if spec.get("glibc_default") else memory.return_freed_memory()
     torch.manual_seed(cfg.run.seed)
     resolved = models.resolve(cfg.model.spec)
-    model = models.load_model(resolved, dtype=cfg.model.dtype, revision=cfg.model.revision,
-                              trust_remote_code=cfg.model.trust_remote_code,
-                              quantize_4bit=methods.get(cfg.method.name).quantized_base)
+    model = models.load_model(
+        resolved,
+        dtype=cfg.model.dtype,
+        revision=cfg.model.revision,
+        trust_remote_code=cfg.model.trust_remote_code,
+        quantize_4bit=methods.get(cfg.method.name).quantized_base,
+    )
     setup = recipe.set_up_model(cfg, model)
     model = setup.model
     if cfg.training.gradient_checkpointing:
@@ -100,11 +105,18 @@ def measure(spec: dict) -> dict:
     model.train()
     with tempfile.TemporaryDirectory() as tmp:  # before the Accelerator: TrainingArguments resets its state
         optimizer = _optimizer(cfg, model, terms, Path(tmp))
-    accelerator = accelerate.Accelerator(mixed_precision=choose_precision(cfg.model.precision, warn=False).accelerate,
-                              cpu=not cuda)
+    accelerator = accelerate.Accelerator(
+        mixed_precision=choose_precision(cfg.model.precision, warn=False).accelerate, cpu=not cuda
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
-    batch = synthetic_batch(spec["rows"], spec["seq_len"], spec["trained_per_row"], model.config.vocab_size,
-                            model.config.pad_token_id or 0, cfg.run.seed)
+    batch = synthetic_batch(
+        spec["rows"],
+        spec["seq_len"],
+        spec["trained_per_row"],
+        model.config.vocab_size,
+        model.config.pad_token_id or 0,
+        cfg.run.seed,
+    )
     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
     if cuda:
         loaded, loading_peak = torch.cuda.memory_allocated(), torch.cuda.max_memory_allocated()
@@ -128,9 +140,17 @@ def measure(spec: dict) -> dict:
         training_peak = torch.cuda.max_memory_allocated()
     else:  # the high-water mark since the reset, or (where it could not be reset) since the process started
         training_peak = _status_bytes("VmHWM") if reset else _max_rss()
-    return {"device": "cuda" if cuda else "cpu", "threads": torch.get_num_threads(), "freed_memory_returned": returned,
-            "loaded_bytes": loaded, "loading_peak_bytes": loading_peak, "training_peak_bytes": training_peak,
-            "peak_bytes": max(loading_peak, training_peak), "step_seconds": seconds, "last_loss": float(loss)}
+    return {
+        "device": "cuda" if cuda else "cpu",
+        "threads": torch.get_num_threads(),
+        "freed_memory_returned": returned,
+        "loaded_bytes": loaded,
+        "loading_peak_bytes": loading_peak,
+        "training_peak_bytes": training_peak,
+        "peak_bytes": max(loading_peak, training_peak),
+        "step_seconds": seconds,
+        "last_loss": float(loss),
+    }
 
 
 def baseline() -> dict:

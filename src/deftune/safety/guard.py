@@ -10,9 +10,12 @@ from ..config import SafetyConfig
 from ..core.inference import DecodingSettings, generate
 from .screen import Screen, Verdict
 
-REFUSAL = re.compile(r"\b(i\s*(?:'m|am)\s+(?:sorry|afraid|unable|not able)|i\s+(?:can\s*not|can'?t|won'?t|will not|"
-                     r"must decline|do not feel comfortable|don'?t feel comfortable)|as an ai\b|i'?m just an ai|"
-                     r"(?:not|never) (?:appropriate|something i can)|i apologi[sz]e)", re.I)
+REFUSAL = re.compile(
+    r"\b(i\s*(?:'m|am)\s+(?:sorry|afraid|unable|not able)|i\s+(?:can\s*not|can'?t|won'?t|will not|"
+    r"must decline|do not feel comfortable|don'?t feel comfortable)|as an ai\b|i'?m just an ai|"
+    r"(?:not|never) (?:appropriate|something i can)|i apologi[sz]e)",
+    re.I,
+)
 
 
 def is_refusal(text: str, refusal_message: str | None = None) -> bool:
@@ -25,8 +28,9 @@ def is_refusal(text: str, refusal_message: str | None = None) -> bool:
 
 def chat_prompt(tokenizer, text: str) -> str:
     """One user turn rendered with the tokenizer's chat template, ready for the assistant's answer."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                         add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+    )
 
 
 @dataclass
@@ -46,16 +50,30 @@ class Guard:
     it), generates for the rest, and screens the answers (blocked ones are replaced by the refusal message,
     personal data redacted)."""
 
-    def __init__(self, model, tokenizer, cfg: SafetyConfig = SafetyConfig(),
-                 settings: DecodingSettings = DecodingSettings(max_new_tokens=64), screen: Screen | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        cfg: SafetyConfig = SafetyConfig(),
+        settings: DecodingSettings = DecodingSettings(max_new_tokens=64),
+        screen: Screen | None = None,
+    ):
         self.model, self.tokenizer, self.cfg, self.settings = model, tokenizer, cfg, settings
         self.screen = screen or Screen(cfg)
 
     def __call__(self, prompts: list[str]) -> list[Guarded]:
         inputs = self.screen(prompts)
         allowed = [i for i, v in enumerate(inputs) if not v.blocked]
-        answers = generate(self.model, self.tokenizer, [chat_prompt(self.tokenizer, inputs[i].redacted)
-                                                        for i in allowed], self.settings) if allowed else []
+        answers = (
+            generate(
+                self.model,
+                self.tokenizer,
+                [chat_prompt(self.tokenizer, inputs[i].redacted) for i in allowed],
+                self.settings,
+            )
+            if allowed
+            else []
+        )
         outputs = dict(zip(allowed, self.screen(answers)))
         raw = dict(zip(allowed, answers))
         results = []

@@ -17,14 +17,17 @@ IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.]|\.\d)")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 # International (+CC ...), North-American ((555) 123-4567, 555-123-4567) and trunk-prefixed national (020 7946
 # 0958, (020) 7946 0958, 07700 900123) layouts; digits are counted afterwards (7-15, the E.164 maximum).
-PHONE = re.compile(r"""(?<![\w+])(?<!\d[ .-])(?:
+PHONE = re.compile(
+    r"""(?<![\w+])(?<!\d[ .-])(?:
       \+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,5}
     | \(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}
     | \(0\d{2,4}\)[ -]?\d{3,4}[ -]?\d{3,4}
     | \d{3}[.-]\d{3}[.-]\d{4}
     | \d{3}\ \d{3}\ \d{4}
     | 0\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}
-    )(?![\w-])(?![ .]\d)""", re.X)  # not part of a longer digit sequence (a card number, an IBAN)
+    )(?![\w-])(?![ .]\d)""",
+    re.X,
+)  # not part of a longer digit sequence (a card number, an IBAN)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,6 @@ def redact(text: str, matches: list[Match]) -> str:
     """The text with each match replaced by its kind's placeholder, e.g. ``[EMAIL]``."""
     out, last = [], 0
     for m in matches:
-        out += [text[last:m.start], f"[{m.kind.upper()}]"]
+        out += [text[last : m.start], f"[{m.kind.upper()}]"]
         last = m.end
     return "".join(out) + text[last:]

@@ -59,8 +59,9 @@ def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
     write_jsonl(Path(path), map(asdict, pairs))
 
 
-def build_pairs(prompts: list[str], answers: list[str], screen: Screen, refusal: str, *,
-                helpful: bool = False) -> list[Pair]:
+def build_pairs(
+    prompts: list[str], answers: list[str], screen: Screen, refusal: str, *, helpful: bool = False
+) -> list[Pair]:
     """Pairs from screened answers: blocked ones lose to the refusal message, ones leaking personal data lose to
     their redacted form. With `helpful`, a clean answer to a prompt the screen lets through beats the refusal
     message, so that preference tuning does not teach refusing everything (over-refusal)."""
@@ -78,9 +79,14 @@ def build_pairs(prompts: list[str], answers: list[str], screen: Screen, refusal:
 
 def conversational(pairs: list[Pair]) -> list[dict]:
     """The pairs as TRL's conversational preference rows."""
-    return [{"prompt": [{"role": "user", "content": p.prompt}],
-                               "chosen": [{"role": "assistant", "content": p.chosen}],
-                               "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+    return [
+        {
+            "prompt": [{"role": "user", "content": p.prompt}],
+            "chosen": [{"role": "assistant", "content": p.chosen}],
+            "rejected": [{"role": "assistant", "content": p.rejected}],
+        }
+        for p in pairs
+    ]
 
 
 def completion_logprob(model, tokenizer, prompt: str, completion: str) -> float:
@@ -90,12 +96,14 @@ def completion_logprob(model, tokenizer, prompt: str, completion: str) -> float:
 
 def margins(model, tokenizer, pairs: list[Pair]) -> list[float]:
     """log p(chosen) - log p(rejected) per pair."""
-    return [completion_logprob(model, tokenizer, p.prompt, p.chosen)
-            - completion_logprob(model, tokenizer, p.prompt, p.rejected) for p in pairs]
+    return [
+        completion_logprob(model, tokenizer, p.prompt, p.chosen)
+        - completion_logprob(model, tokenizer, p.prompt, p.rejected)
+        for p in pairs
+    ]
 
 
-def run_dpo(cfg: Config, pairs_path: str, *, overwrite: bool = False, quiet: bool = False,
-            max_steps: int = -1) -> dict:
+def run_dpo(cfg: Config, pairs_path: str, *, overwrite: bool = False, quiet: bool = False, max_steps: int = -1) -> dict:
     """`deftune dpo`: DPO on `cfg.model.spec`, trained with `cfg.method` (any registered method) from a
     preference file; the result (adapter or model) goes to <run>/dpo/, with dpo.json: losses, reward margins,
     chosen-minus-rejected log-probability before and after, and over-refusal before and after."""
@@ -106,26 +114,53 @@ def run_dpo(cfg: Config, pairs_path: str, *, overwrite: bool = False, quiet: boo
     probe = seeded_subset(pairs, 50, cfg.run.seed)
     compute = choose_precision(cfg.model.precision)
     with compute.autocast():
-        before = {"answers": answer_rates(model, tokenizer, screen, cfg.safety, cfg.run.seed),
-                  "margin": margins(model, tokenizer, probe)}
+        before = {
+            "answers": answer_rates(model, tokenizer, screen, cfg.safety, cfg.run.seed),
+            "margin": margins(model, tokenizer, probe),
+        }
     model = methods.apply(model, cfg.method, cfg.training.dropout)
-    trained = train_dpo(model, tokenizer, conversational(pairs), cfg.dpo, out, seed=cfg.run.seed, compute=compute,
-                        max_steps=max_steps, batch_size=cfg.safety.batch_size, quiet=quiet)
+    trained = train_dpo(
+        model,
+        tokenizer,
+        conversational(pairs),
+        cfg.dpo,
+        out,
+        seed=cfg.run.seed,
+        compute=compute,
+        max_steps=max_steps,
+        batch_size=cfg.safety.batch_size,
+        quiet=quiet,
+    )
     tuned = trained.pop("model")
     with compute.autocast():
-        after = {"answers": answer_rates(tuned, tokenizer, screen, cfg.safety, cfg.run.seed),
-                 "margin": margins(tuned, tokenizer, probe)}
+        after = {
+            "answers": answer_rates(tuned, tokenizer, screen, cfg.safety, cfg.run.seed),
+            "margin": margins(tuned, tokenizer, probe),
+        }
     target = methods.save(tuned, cfg.method, out)
     tokenizer.save_pretrained(target)
-    report = {"pairs": len(pairs), "file": str(pairs_path), "output": str(target), "beta": cfg.dpo.beta,
-              "precision": compute.to_json(),
-              **trained, "margin_probe_pairs": len(probe),
-              "mean_margin": {"before": sum(before["margin"]) / len(probe), "after": sum(after["margin"]) / len(probe),
-                              "unit": "nats, log p(chosen) - log p(rejected)"},
-              "over_refusal": {"before": before["answers"]["benign_refusal_rate"],
-                               "after": after["answers"]["benign_refusal_rate"]},
-              "toxic_refusal": {"before": before["answers"]["toxic_refusal_rate"],
-                                "after": after["answers"]["toxic_refusal_rate"]},
-              "answers": {"before": before["answers"], "after": after["answers"]}}
+    report = {
+        "pairs": len(pairs),
+        "file": str(pairs_path),
+        "output": str(target),
+        "beta": cfg.dpo.beta,
+        "precision": compute.to_json(),
+        **trained,
+        "margin_probe_pairs": len(probe),
+        "mean_margin": {
+            "before": sum(before["margin"]) / len(probe),
+            "after": sum(after["margin"]) / len(probe),
+            "unit": "nats, log p(chosen) - log p(rejected)",
+        },
+        "over_refusal": {
+            "before": before["answers"]["benign_refusal_rate"],
+            "after": after["answers"]["benign_refusal_rate"],
+        },
+        "toxic_refusal": {
+            "before": before["answers"]["toxic_refusal_rate"],
+            "after": after["answers"]["toxic_refusal_rate"],
+        },
+        "answers": {"before": before["answers"], "after": after["answers"]},
+    }
     write_json(out / "dpo.json", report)
     return report

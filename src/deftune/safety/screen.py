@@ -23,24 +23,128 @@ from ..errors import DataError, ModelError
 from . import pii
 
 BLOCKLIST: dict[str, list[str]] = {
-    "profanity": ["*fuck*", "*shit", "shit*", "bitch*", "bastard*", "asshole*", "arsehole*", "ass", "asses",
-                  "cunt*", "twat*", "wank*", "piss", "pissed", "pissing", "goddamn*", "motherf*", "cocksuck*",
-                  "douche*", "jackass*", "dumbass*", "bollocks", "dickhead*", "dickhole*", "bullshit*", "crap"],
-    "slur": ["nigger*", "nigga*", "niggas", "faggot*", "fag", "fags", "retard", "retards", "retarded", "kike*",
-             "spic", "spics", "tranny", "trannies", "dyke", "dykes", "wetback*", "gook*", "raghead*", "towelhead*",
-             "batty boy*", "sissy"],
-    "sexual": ["porn*", "blowjob*", "blow job*", "handjob*", "cum", "cumming", "cums", "cumshot*", "jizz*",
-               "dildo*", "masturbat*", "orgasm*", "pussy", "pussies", "tits", "titties", "boobs", "horny", "milf*",
-               "clit", "clits", "clitoris", "sex toy*", "slut*", "whore*", "hooker*", "testicles", "cock", "cocks"],
-    "insult": ["idiot*", "moron*", "stupid", "dumb", "imbecile*", "scumbag*", "loser*", "piece of shit",
-               "shut up"],
-    "threat": ["kill you", "kill them", "kill all", "i will kill", "going to kill", "gonna kill", "rape you",
-               "i will rape", "shoot you", "murder you", "hang you", "stab you", "slit your throat", "kill yourself",
-               "you should die", "bomb every", "put my hands on"],
+    "profanity": [
+        "*fuck*",
+        "*shit",
+        "shit*",
+        "bitch*",
+        "bastard*",
+        "asshole*",
+        "arsehole*",
+        "ass",
+        "asses",
+        "cunt*",
+        "twat*",
+        "wank*",
+        "piss",
+        "pissed",
+        "pissing",
+        "goddamn*",
+        "motherf*",
+        "cocksuck*",
+        "douche*",
+        "jackass*",
+        "dumbass*",
+        "bollocks",
+        "dickhead*",
+        "dickhole*",
+        "bullshit*",
+        "crap",
+    ],
+    "slur": [
+        "nigger*",
+        "nigga*",
+        "niggas",
+        "faggot*",
+        "fag",
+        "fags",
+        "retard",
+        "retards",
+        "retarded",
+        "kike*",
+        "spic",
+        "spics",
+        "tranny",
+        "trannies",
+        "dyke",
+        "dykes",
+        "wetback*",
+        "gook*",
+        "raghead*",
+        "towelhead*",
+        "batty boy*",
+        "sissy",
+    ],
+    "sexual": [
+        "porn*",
+        "blowjob*",
+        "blow job*",
+        "handjob*",
+        "cum",
+        "cumming",
+        "cums",
+        "cumshot*",
+        "jizz*",
+        "dildo*",
+        "masturbat*",
+        "orgasm*",
+        "pussy",
+        "pussies",
+        "tits",
+        "titties",
+        "boobs",
+        "horny",
+        "milf*",
+        "clit",
+        "clits",
+        "clitoris",
+        "sex toy*",
+        "slut*",
+        "whore*",
+        "hooker*",
+        "testicles",
+        "cock",
+        "cocks",
+    ],
+    "insult": ["idiot*", "moron*", "stupid", "dumb", "imbecile*", "scumbag*", "loser*", "piece of shit", "shut up"],
+    "threat": [
+        "kill you",
+        "kill them",
+        "kill all",
+        "i will kill",
+        "going to kill",
+        "gonna kill",
+        "rape you",
+        "i will rape",
+        "shoot you",
+        "murder you",
+        "hang you",
+        "stab you",
+        "slit your throat",
+        "kill yourself",
+        "you should die",
+        "bomb every",
+        "put my hands on",
+    ],
 }
 
-LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
-                      "!": "i", "|": "l", "+": "t", "€": "e"})
+LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "8": "b",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "l",
+        "+": "t",
+        "€": "e",
+    }
+)
 LOOKALIKE = str.maketrans("аеорсхуіјѕԁԛ", "aeopcxyijsdq")  # Cyrillic letters that render like Latin ones
 INVISIBLE = re.compile(r"[\u00ad\u200b-\u200f\u2060\ufeff]")
 MASKS = "*#"
@@ -88,7 +192,7 @@ def _masked_match(word: str, term: str) -> bool:
     """Whether a masked word (``f**k``, ``c**ksuckers``) spells the term from its start: the same letters where
     not masked, one letter per mask; a term ending in ``*`` also matches longer words."""
     root = term.strip("*")
-    visible = sum(ch not in MASKS for ch in word[:len(root)])
+    visible = sum(ch not in MASKS for ch in word[: len(root)])
     if visible < 1 or len(word) < len(root) or (len(word) > len(root) and not term.endswith("*")):
         return False
     return all(w == r or w in MASKS for w, r in zip(word, root))
@@ -98,6 +202,7 @@ def _masked_match(word: str, term: str) -> bool:
 class Blocklist:
     """Terms by category; a term is a word (``fnmatch`` wildcards allowed, e.g. ``fuck*``) or a phrase of
     several words matched on the normalised word sequence (repeated letters cut to one on both sides)."""
+
     terms: dict[str, list[str]]
 
     @cached_property
@@ -161,21 +266,27 @@ class GuardModel:
         )
 
         if not (Path(path) / "config.json").is_file():
-            raise ModelError(f"{path}: guard model must be a local Hugging Face model folder",
-                             field="safety.guard_model")
+            raise ModelError(
+                f"{path}: guard model must be a local Hugging Face model folder", field="safety.guard_model"
+            )
         self.model, self.tokenizer = models.load(path)
         self.max_new_tokens = max_new_tokens
 
     def prompt(self, text: str) -> str:
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                  add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
 
     def __call__(self, texts: list[str]) -> list[list[str] | None]:
         """Per text: None when judged safe, else the unsafe categories it named (["unsafe"] if none)."""
         from ..core.inference import DecodingSettings, generate
 
-        answers = generate(self.model, self.tokenizer, [self.prompt(t) for t in texts],
-                           DecodingSettings(max_new_tokens=self.max_new_tokens))
+        answers = generate(
+            self.model,
+            self.tokenizer,
+            [self.prompt(t) for t in texts],
+            DecodingSettings(max_new_tokens=self.max_new_tokens),
+        )
         return [parse_guard(a) for a in answers]
 
 
@@ -219,8 +330,13 @@ class Screen:
         found = pii.find(text, self.cfg.pii)
         rules += [{"rule": f"pii:{m.kind}", "category": "pii", "span": [m.start, m.end]} for m in found]
         categories = list(dict.fromkeys(r["category"] for r in rules))
-        return Verdict(bool(rules), categories, rules, pii.redact(text, found),
-                       {"classifier": round(score, 4)} if score is not None else {})
+        return Verdict(
+            bool(rules),
+            categories,
+            rules,
+            pii.redact(text, found),
+            {"classifier": round(score, 4)} if score is not None else {},
+        )
 
 
 def read_texts(path: str | Path) -> list[tuple[str, str]]:
@@ -233,8 +349,9 @@ def read_texts(path: str | Path) -> list[tuple[str, str]]:
     items = []
     for line, row in jsonl_rows(path):
         if not isinstance(row, dict):
-            raise DataError(f"expected a JSON object with a 'text' field, got {type(row).__name__}",
-                            file=str(path), line=line)
+            raise DataError(
+                f"expected a JSON object with a 'text' field, got {type(row).__name__}", file=str(path), line=line
+            )
         if not isinstance(row.get("text"), str):
             raise DataError("expected a string field 'text'", file=str(path), line=line, field="text")
         items.append((str(row.get("id", line)), row["text"]))

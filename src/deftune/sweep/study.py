@@ -47,9 +47,12 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 TASK_METRICS = ("macro_f1", "exact_match")  # the names stopping.task_metric reports
+
+
 @dataclass(frozen=True)
 class Param:
     """A searchable value: where it goes in the config, whether it is sampled on a log scale, and when it applies."""
+
     path: str
     log: bool
     applies: Callable[[Config], bool] = lambda cfg: True
@@ -61,12 +64,17 @@ PARAMS = {
     "warmup": Param("training.warmup", False),
     "decay": Param("training.decay", False, lambda c: c.training.schedule == "wsd", "training.schedule wsd"),
     "attention_dropout": Param("training.dropout.attention_probs", False),
-    "l2sp": Param("training.l2sp", True, lambda c: methods.get(c.method.name).trains_base
-                  and c.training.regularization == "l2sp",
-                  "method.name full with training.regularization l2sp (L2-SP acts on fully trained weights)"),
+    "l2sp": Param(
+        "training.l2sp",
+        True,
+        lambda c: methods.get(c.method.name).trains_base and c.training.regularization == "l2sp",
+        "method.name full with training.regularization l2sp (L2-SP acts on fully trained weights)",
+    ),
     "effective_batch": Param("training.effective_batch_examples", True),
-    **{name: Param(p.path, p.log, lambda c, names=names: c.method.name in names, f"method.name {' or '.join(names)}")
-       for name, (p, names) in methods.sweep_params().items()},  # each method's own, from the registry
+    **{
+        name: Param(p.path, p.log, lambda c, names=names: c.method.name in names, f"method.name {' or '.join(names)}")
+        for name, (p, names) in methods.sweep_params().items()
+    },  # each method's own, from the registry
 }
 DEFAULT_OFF = ("effective_batch",)  # changes the number of steps per trial: searched only when asked
 
@@ -97,11 +105,13 @@ def searched(cfg: Config) -> list[str]:
         if not PARAMS[name].applies(cfg):
             raise ConfigError(f"{name} is searched but only applies with {PARAMS[name].needs}", field="sweep.params")
         if PARAMS[name].log and getattr(cfg.sweep, name)[0] <= 0:
-            raise ConfigError(f"{name} is sampled on a log scale: its low bound must be above 0",
-                              field=f"sweep.{name}")
+            raise ConfigError(f"{name} is sampled on a log scale: its low bound must be above 0", field=f"sweep.{name}")
     for end, bound in enumerate(("low", "high")):  # both corners of the space must make a valid training config
-        with_values(cfg, {n: getattr(cfg.sweep, n)[end] for n in names},
-                    source=f"sweep (every searched value at its {bound} bound)")
+        with_values(
+            cfg,
+            {n: getattr(cfg.sweep, n)[end] for n in names},
+            source=f"sweep (every searched value at its {bound} bound)",
+        )
     return names
 
 
@@ -134,9 +144,12 @@ def open_storage(cfg: Config, sweep_dir: Path) -> optuna.storages.RDBStorage:
         time.sleep(wait)
         try:
             return optuna.storages.RDBStorage(
-                url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-                heartbeat_interval=beat, grace_period=2 * beat,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+                url,
+                engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+                heartbeat_interval=beat,
+                grace_period=2 * beat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
             error = exc
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
@@ -228,8 +241,12 @@ def _retention(cfg: Config):
     es = cfg.training.early_stopping
     if not (es.enabled and es.retention_weight):
         return None
-    model, tokenizer = models.load(cfg.model.spec, dtype=cfg.model.dtype, revision=cfg.model.revision,
-                                   trust_remote_code=cfg.model.trust_remote_code)
+    model, tokenizer = models.load(
+        cfg.model.spec,
+        dtype=cfg.model.dtype,
+        revision=cfg.model.revision,
+        trust_remote_code=cfg.model.trust_remote_code,
+    )
     log.info("retention: measuring the base model once for every trial")
     return drop_tracker(model, tokenizer, cfg.evaluation, es.retention_questions, cfg.run.seed)
 
@@ -249,14 +266,20 @@ def _objective(cfg: Config, names: list[str], retention, sweep_dir: Path):
         result = recipe.train(trial_cfg, quiet=True, hooks=Hooks(callbacks=[pruning], retention_drop=retention))
         final = result.early_stopping["final"]
         task = next((m for m in TASK_METRICS if f"eval_{m}" in final), None)
-        for key, value in {"validation_loss": final.get("eval_loss"), "task_metric": task,
-                           "task_score": final.get(f"eval_{task}"), "retention_drop": final.get("eval_retention_drop"),
-                           "steps": result.steps, "seconds": result.seconds, "pruned_at_step": pruning.pruned_at
-                           }.items():
+        for key, value in {
+            "validation_loss": final.get("eval_loss"),
+            "task_metric": task,
+            "task_score": final.get(f"eval_{task}"),
+            "retention_drop": final.get("eval_retention_drop"),
+            "steps": result.steps,
+            "seconds": result.seconds,
+            "pruned_at_step": pruning.pruned_at,
+        }.items():
             trial.set_user_attr(key, value)
         if pruning.pruned_at is not None:
             raise optuna.TrialPruned(f"composite score lagging at step {pruning.pruned_at}")
         return final["eval_composite"]
+
     return objective
 
 
@@ -265,48 +288,75 @@ def sweep(cfg: Config, *, quiet: bool = False) -> SweepResult:
     worker's time budget is spent; write the trials table, best config, Pareto front and figures under <run>/sweep/.
     """
     if not (cfg.data.validation_path or cfg.data.split.validation):
-        raise ConfigError("trials are scored on validation data: set data.split.validation above 0 or "
-                          "data.validation_path", field="data.split.validation")
+        raise ConfigError(
+            "trials are scored on validation data: set data.split.validation above 0 or data.validation_path",
+            field="data.split.validation",
+        )
     names = searched(cfg)
     run_dir = runs.prepare(cfg, "sweep", overwrite=True)  # rerunning continues the study: nothing is replaced
     cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"name": run_dir.name})})
     sweep_dir = run_dir / "sweep"
     optuna.logging.set_verbosity(optuna.logging.WARNING if quiet else optuna.logging.INFO)
-    study = optuna.create_study(storage=open_storage(cfg, sweep_dir), study_name=cfg.sweep.study or run_dir.name,
-                                direction="maximize", load_if_exists=True, pruner=_pruner(cfg),
-                                sampler=TrialSeededSampler(cfg.run.seed, cfg.sweep.startup_trials))
+    study = optuna.create_study(
+        storage=open_storage(cfg, sweep_dir),
+        study_name=cfg.sweep.study or run_dir.name,
+        direction="maximize",
+        load_if_exists=True,
+        pruner=_pruner(cfg),
+        sampler=TrialSeededSampler(cfg.run.seed, cfg.sweep.startup_trials),
+    )
     s = cfg.sweep
     remaining = s.trials - len(study.get_trials(deepcopy=False, states=FINISHED)) if s.trials else None
     if remaining is None or remaining > 0:
-        study.optimize(_objective(cfg, names, _retention(cfg), sweep_dir), n_trials=remaining,
-                       timeout=s.timeout_minutes * 60 if s.timeout_minutes else None,
-                       callbacks=[optuna.study.MaxTrialsCallback(s.trials, states=FINISHED)] if s.trials else [],
-                       catch=(engine.TrainingDiverged,), gc_after_trial=True, show_progress_bar=not quiet)
+        study.optimize(
+            _objective(cfg, names, _retention(cfg), sweep_dir),
+            n_trials=remaining,
+            timeout=s.timeout_minutes * 60 if s.timeout_minutes else None,
+            callbacks=[optuna.study.MaxTrialsCallback(s.trials, states=FINISHED)] if s.trials else [],
+            catch=(engine.TrainingDiverged,),
+            gc_after_trial=True,
+            show_progress_bar=not quiet,
+        )
     return summarise(cfg, study, names, sweep_dir)
 
 
 def _row(trial: optuna.trial.FrozenTrial) -> dict:
     intermediate = trial.intermediate_values
-    return {"number": trial.number, "state": trial.state.name, "composite": trial.value,
-            "last_intermediate": intermediate[max(intermediate)] if intermediate else None,
-            "evaluations": len(intermediate), **trial.params, **trial.user_attrs,
-            "retry_of": optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial),
-            "started": trial.datetime_start, "duration_s": trial.duration.total_seconds() if trial.duration else None}
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "composite": trial.value,
+        "last_intermediate": intermediate[max(intermediate)] if intermediate else None,
+        "evaluations": len(intermediate),
+        **trial.params,
+        **trial.user_attrs,
+        "retry_of": optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial),
+        "started": trial.datetime_start,
+        "duration_s": trial.duration.total_seconds() if trial.duration else None,
+    }
 
 
 def pareto(rows: list[dict]) -> dict:
     """Completed trials not dominated on (task metric: higher is better, retention drop: lower is better); when
     retention is not measured, validation loss stands in for it."""
     cost = "retention_drop" if any(r.get("retention_drop") is not None for r in rows) else "validation_loss"
-    points = [r for r in rows if r["state"] == "COMPLETE" and r.get("task_score") is not None
-              and r.get(cost) is not None]
+    points = [
+        r for r in rows if r["state"] == "COMPLETE" and r.get("task_score") is not None and r.get(cost) is not None
+    ]
 
     def dominated(r):
-        return any(o["task_score"] >= r["task_score"] and o[cost] <= r[cost]
-                   and (o["task_score"], o[cost]) != (r["task_score"], r[cost]) for o in points)
+        return any(
+            o["task_score"] >= r["task_score"]
+            and o[cost] <= r[cost]
+            and (o["task_score"], o[cost]) != (r["task_score"], r[cost])
+            for o in points
+        )
+
     front = sorted((r for r in points if not dominated(r)), key=lambda r: r[cost])
-    return {"axes": {"x": cost, "y": points[0]["task_metric"] if points else "task_score"},
-            "trials": [{"number": r["number"], "task_score": r["task_score"], cost: r[cost]} for r in front]}
+    return {
+        "axes": {"x": cost, "y": points[0]["task_metric"] if points else "task_score"},
+        "trials": [{"number": r["number"], "task_score": r["task_score"], cost: r[cost]} for r in front],
+    }
 
 
 def importances(study: optuna.Study, seed: int) -> dict[str, float] | None:
@@ -315,7 +365,8 @@ def importances(study: optuna.Study, seed: int) -> dict[str, float] | None:
         return None
     try:
         return optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed))
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed)
+        )
     except RuntimeError as exc:  # fANOVA finds no variance to share out (identical values or scores)
         log.info("no parameter importances: %s", exc)
         return None
@@ -335,18 +386,38 @@ def summarise(cfg: Config, study: optuna.Study, names: list[str], sweep_dir: Pat
         trial = study.best_trial
         # The sweep's run section: `deftune train sweep/best.yaml` trains into <run>/train.
         write_atomic(sweep_dir / "best.yaml", config_mod.dump(with_values(cfg, trial.params)))
-        best = {"number": trial.number, "composite": trial.value, "params": trial.params,
-                "run_dir": trial.user_attrs.get("run_dir"), "config": str(sweep_dir / "best.yaml")}
+        best = {
+            "number": trial.number,
+            "composite": trial.value,
+            "params": trial.params,
+            "run_dir": trial.user_attrs.get("run_dir"),
+            "config": str(sweep_dir / "best.yaml"),
+        }
     front = pareto(rows)
     result = SweepResult(
-        run_dir=str(sweep_dir.parent), study=study.study_name, storage=_safe_url(storage_url(cfg, sweep_dir)),
+        run_dir=str(sweep_dir.parent),
+        study=study.study_name,
+        storage=_safe_url(storage_url(cfg, sweep_dir)),
         params={n: [*getattr(cfg.sweep, n), "log" if PARAMS[n].log else "linear"] for n in names},
-        counts={state.name: sum(t.state == state for t in trials) for state in TrialState}, best=best,
-        pareto=front, importances=importances(study, cfg.run.seed), files=[], trials=rows,
-        objective={"score": "composite validation score, higher is better", "weights": cfg.training.early_stopping
-                   .model_dump(include={"loss_weight", "task_weight", "retention_weight"})})
-    result.files = ["trials.csv", "sweep.json", *(["best.yaml"] if best else []),
-                    *draw(rows, front, result.importances, sweep_dir)]
+        counts={state.name: sum(t.state == state for t in trials) for state in TrialState},
+        best=best,
+        pareto=front,
+        importances=importances(study, cfg.run.seed),
+        files=[],
+        trials=rows,
+        objective={
+            "score": "composite validation score, higher is better",
+            "weights": cfg.training.early_stopping.model_dump(
+                include={"loss_weight", "task_weight", "retention_weight"}
+            ),
+        },
+    )
+    result.files = [
+        "trials.csv",
+        "sweep.json",
+        *(["best.yaml"] if best else []),
+        *draw(rows, front, result.importances, sweep_dir),
+    ]
     write_json(sweep_dir / "sweep.json", result.to_json())
     return result
 
@@ -360,9 +431,12 @@ def draw(rows: list[dict], front: dict, importance: dict[str, float] | None, out
         ax = fig.add_subplot()
         for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
             shown = [r for r in done if r["state"] == state]
-            ax.scatter([r["number"] for r in shown], [r["composite"] if state == "COMPLETE" else
-                                                      r["last_intermediate"] for r in shown],
-                       marker=marker, label=state.lower() + (" (last reported)" if state == "PRUNED" else ""))
+            ax.scatter(
+                [r["number"] for r in shown],
+                [r["composite"] if state == "COMPLETE" else r["last_intermediate"] for r in shown],
+                marker=marker,
+                label=state.lower() + (" (last reported)" if state == "PRUNED" else ""),
+            )
         complete = [r for r in done if r["state"] == "COMPLETE"]
         best = [max(r["composite"] for r in complete if r["number"] <= n["number"]) for n in complete]
         ax.step([r["number"] for r in complete], best, where="post", color="black", label="best so far")
@@ -375,8 +449,11 @@ def draw(rows: list[dict], front: dict, importance: dict[str, float] | None, out
         ax.barh(list(importance)[::-1], list(importance.values())[::-1])
         ax.set(xlabel="fANOVA importance (share of the composite's variance)", title="Parameter importances")
         figures["importances"] = fig
-    points = [r for r in rows if r["state"] == "COMPLETE" and r.get("task_score") is not None
-              and r.get(front["axes"]["x"]) is not None]
+    points = [
+        r
+        for r in rows
+        if r["state"] == "COMPLETE" and r.get("task_score") is not None and r.get(front["axes"]["x"]) is not None
+    ]
     if points:
         x, on_front = front["axes"]["x"], {t["number"] for t in front["trials"]}
         fig = Figure(figsize=(6, 4.5))
@@ -386,8 +463,11 @@ def draw(rows: list[dict], front: dict, importance: dict[str, float] | None, out
         ax.plot([r[x] for r in chosen], [r["task_score"] for r in chosen], "o-", color="tab:red", label="Pareto front")
         for r in chosen:
             ax.annotate(str(r["number"]), (r[x], r["task_score"]), textcoords="offset points", xytext=(4, 4))
-        ax.set(xlabel=f"{x.replace('_', ' ')} (lower is better)", ylabel=f"{front['axes']['y']} (higher is better)",
-               title="Task metric versus retention" if x == "retention_drop" else "Task metric versus loss")
+        ax.set(
+            xlabel=f"{x.replace('_', ' ')} (lower is better)",
+            ylabel=f"{front['axes']['y']} (higher is better)",
+            title="Task metric versus retention" if x == "retention_drop" else "Task metric versus loss",
+        )
         ax.legend()
         figures["pareto"] = fig
     files = []

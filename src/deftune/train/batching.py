@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from torch.utils.data import Sampler
 
@@ -40,8 +40,17 @@ def pack(lengths: list[int], order: list[int], max_tokens: int, *, padded: bool 
 class TokenBudgetBatchSampler(Sampler[list[int]]):
     """Yields lists of example indices; a batch sampler for torch's DataLoader."""
 
-    def __init__(self, lengths: list[int], max_tokens: int, *, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world_size: int = 1, padded: bool = True):
+    def __init__(
+        self,
+        lengths: list[int],
+        max_tokens: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        padded: bool = True,
+    ):
         if max_tokens <= 0:
             raise ValueError("max_tokens must be positive")
         self.lengths = list(lengths)
@@ -67,7 +76,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches()[self.rank::self.world_size])
+        return iter(self.batches()[self.rank :: self.world_size])
 
     def __len__(self) -> int:
         # Sorted lengths are the same every epoch, so the number of batches is too.
@@ -97,6 +106,7 @@ def accumulation(t: TrainingConfig, tokens_per_micro: float, examples_per_micro:
 @dataclass
 class BatchPlan:
     """How the training data is cut into micro-batches and optimizer steps on each rank."""
+
     micro_batches: int  # per epoch and rank
     examples_per_micro: float
     tokens_per_micro: float  # computed (padded) tokens
@@ -105,16 +115,21 @@ class BatchPlan:
     @classmethod
     def of(cls, t: TrainingConfig, lengths: list[int], world_size: int) -> BatchPlan:
         if t.batching == "token_budget":
-            batches = TokenBudgetBatchSampler(lengths, t.max_tokens, world_size=world_size,
-                                              padded=not t.packing).batches(0)
+            batches = TokenBudgetBatchSampler(
+                lengths, t.max_tokens, world_size=world_size, padded=not t.packing
+            ).batches(0)
         else:
-            batches = [list(range(i, min(i + t.batch_size, len(lengths))))
-                       for i in range(0, len(lengths), t.batch_size)]
-        tokens = sum(sum(lengths[i] for i in b) if t.packing else max(lengths[i] for i in b) * len(b)
-                     for b in batches)
+            batches = [
+                list(range(i, min(i + t.batch_size, len(lengths)))) for i in range(0, len(lengths), t.batch_size)
+            ]
+        tokens = sum(sum(lengths[i] for i in b) if t.packing else max(lengths[i] for i in b) * len(b) for b in batches)
         per_micro_examples, per_micro_tokens = len(lengths) / len(batches), tokens / len(batches)
-        return cls(math.ceil(len(batches) / world_size), per_micro_examples, per_micro_tokens,
-                   accumulation(t, per_micro_tokens, per_micro_examples, world_size))
+        return cls(
+            math.ceil(len(batches) / world_size),
+            per_micro_examples,
+            per_micro_tokens,
+            accumulation(t, per_micro_tokens, per_micro_examples, world_size),
+        )
 
     def optimizer_steps(self, t: TrainingConfig) -> int:
         if t.max_steps > 0:

@@ -65,9 +65,11 @@ class Collator:
 
     @staticmethod
     def _packed(examples: list[Rendered]) -> dict[str, torch.Tensor]:
-        return {"input_ids": torch.tensor([[t for e in examples for t in e.input_ids]]),
-                "labels": torch.tensor([[t for e in examples for t in [IGNORE, *e.labels[1:]]]]),
-                "position_ids": torch.tensor([[p for e in examples for p in range(len(e))]])}
+        return {
+            "input_ids": torch.tensor([[t for e in examples for t in e.input_ids]]),
+            "labels": torch.tensor([[t for e in examples for t in [IGNORE, *e.labels[1:]]]]),
+            "position_ids": torch.tensor([[p for e in examples for p in range(len(e))]]),
+        }
 
     def _padded(self, examples: list[Rendered]) -> dict[str, torch.Tensor]:
         width = max(len(e) for e in examples)
@@ -100,8 +102,9 @@ def trained_position_loss(model, inputs: dict, num_items: torch.Tensor | int | N
     model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "loss_weights")}
     logits = model(**model_inputs, logits_to_keep=keep, use_cache=False).logits
     targets = targets[:, keep]
-    losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                             ignore_index=IGNORE, reduction="none")
+    losses = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
+    )
     if "loss_weights" in inputs:
         losses = losses * inputs["loss_weights"][:, 1:][:, keep].reshape(-1).to(losses.device)
     count = int((targets != IGNORE).sum())
@@ -111,8 +114,15 @@ def trained_position_loss(model, inputs: dict, num_items: torch.Tensor | int | N
 class CarefulTrainer(Trainer):
     """transformers.Trainer with deftune's batching, loss, loss terms, schedule and validation."""
 
-    def __init__(self, *args, training: TrainingConfig, lengths: list[int], terms: list[LossTerm],
-                 validation: Validation, **kwargs):
+    def __init__(
+        self,
+        *args,
+        training: TrainingConfig,
+        lengths: list[int],
+        terms: list[LossTerm],
+        validation: Validation,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.training, self.lengths, self.terms, self.validation = training, lengths, terms, validation
         self.loss_is_scaled_for_ga = True  # compute_loss normalises over the accumulated batch itself
@@ -124,11 +134,17 @@ class CarefulTrainer(Trainer):
         t = self.training
         if t.batching != "token_budget":
             return super().get_train_dataloader()
-        sampler = TokenBudgetBatchSampler(self.lengths, t.max_tokens, seed=self.args.seed,
-                                          rank=self.args.process_index, world_size=self.args.world_size,
-                                          padded=not t.packing)
-        loader = self.accelerator.prepare(DataLoader(self.train_dataset, batch_sampler=sampler,
-                                                     collate_fn=self.data_collator, num_workers=0))
+        sampler = TokenBudgetBatchSampler(
+            self.lengths,
+            t.max_tokens,
+            seed=self.args.seed,
+            rank=self.args.process_index,
+            world_size=self.args.world_size,
+            padded=not t.packing,
+        )
+        loader = self.accelerator.prepare(
+            DataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=self.data_collator, num_workers=0)
+        )
         # The sampler already gives each rank its own batches: make accelerate's sharding a passthrough.
         prepared = getattr(loader, "batch_sampler", None)
         if prepared is not None and getattr(prepared, "batch_sampler", None) is sampler:
@@ -147,7 +163,8 @@ class CarefulTrainer(Trainer):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at step {self.state.global_step + 1}; training stopped. "
                     f"Last good checkpoint: {latest_checkpoint(Path(self.args.output_dir)) or 'none'}. "
-                    "Lower training.learning_rate, or check the data, and resume with --resume.")
+                    "Lower training.learning_rate, or check the data, and resume with --resume."
+                )
             self._count(inputs, count)
         return (loss, {}) if return_outputs else loss  # validation needs the loss only
 
@@ -161,8 +178,9 @@ class CarefulTrainer(Trainer):
     def create_optimizer(self, model=None):
         if self.optimizer is None:
             cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model or self.model)
-            self.optimizer = cls(parameter_groups(model or self.model, self.terms, self.training.weight_decay),
-                                 **kwargs)
+            self.optimizer = cls(
+                parameter_groups(model or self.model, self.terms, self.training.weight_decay), **kwargs
+            )
         return self.optimizer
 
     def create_scheduler(self, num_training_steps, optimizer=None):
@@ -176,13 +194,16 @@ class CarefulTrainer(Trainer):
             now = time.monotonic()
             elapsed = max(now - self.last_log, 1e-9)
             c = self.counters
-            logs.update({
-                "phase": self._phase(),
-                "tokens_per_s": c["computed"] / elapsed, "useful_tokens_per_s": c["real"] / elapsed,
-                "trained_tokens": c["trained"],
-                "padding_share": 1 - c["real"] / c["computed"] if c["computed"] else 0.0,
-                "peak_memory_mb": peak_memory_mb(),
-            })
+            logs.update(
+                {
+                    "phase": self._phase(),
+                    "tokens_per_s": c["computed"] / elapsed,
+                    "useful_tokens_per_s": c["real"] / elapsed,
+                    "trained_tokens": c["trained"],
+                    "padding_share": 1 - c["real"] / c["computed"] if c["computed"] else 0.0,
+                    "peak_memory_mb": peak_memory_mb(),
+                }
+            )
             self.counters = {k: 0 for k in c}
             for term in self.terms:
                 logs.update(term.logs(self.state.global_step))
@@ -201,8 +222,7 @@ class CarefulTrainer(Trainer):
         if loss is not None and self.model is not None:
             model = self.accelerator.unwrap_model(self.model)
             with self.accelerator.autocast():  # generation in the precision training runs in
-                terms = self.validation.composite.terms(model, loss, self.validation.renderer,
-                                                        self.validation.records)
+                terms = self.validation.composite.terms(model, loss, self.validation.renderer, self.validation.records)
             output.metrics.update({f"{prefix}_{k}": v for k, v in terms.items() if k != "loss"})
         self.last_log = time.monotonic()  # training throughput windows leave evaluation time out
         return output
@@ -221,6 +241,7 @@ class CarefulTrainer(Trainer):
 class Validation:
     """What the composite validation score needs besides the loss: its weights and terms, the renderer, and the
     validation records answered by generation for the task metric."""
+
     composite: Composite
     renderer: Renderer
     records: list
@@ -234,8 +255,11 @@ def parameter_groups(model, terms: list[LossTerm], weight_decay: float) -> list[
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 and id(p) not in undecayed else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0},
-              *(group for term in terms for group in term.parameter_groups())]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+        *(group for term in terms for group in term.parameter_groups()),
+    ]
     return [g for g in groups if g["params"]]
 
 
@@ -260,8 +284,15 @@ class MetricsLog(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
-            append_jsonl(self.path, {"step": state.global_step, "epoch": state.epoch,
-                                     "elapsed_s": round(time.monotonic() - self.start, 3), **logs})
+            append_jsonl(
+                self.path,
+                {
+                    "step": state.global_step,
+                    "epoch": state.epoch,
+                    "elapsed_s": round(time.monotonic() - self.start, 3),
+                    **logs,
+                },
+            )
 
 
 def append_jsonl(path: Path, row: dict) -> None:
@@ -270,25 +301,42 @@ def append_jsonl(path: Path, row: dict) -> None:
         fh.write(json.dumps(row, default=str) + "\n")
 
 
-def training_args(cfg, out: Path, has_validation: bool, accumulation: int, optimizer_steps: int, quiet: bool,
-                  compute: Precision) -> TrainingArguments:
+def training_args(
+    cfg, out: Path, has_validation: bool, accumulation: int, optimizer_steps: int, quiet: bool, compute: Precision
+) -> TrainingArguments:
     """The TrainingArguments of a run: steps, precision, evaluation/checkpoint cadence, early-stopping metric."""
     t = cfg.training
     eval_steps = t.eval_steps or max(1, optimizer_steps // 5)  # about five evaluations a run
     stop = has_validation and t.early_stopping.enabled
     return TrainingArguments(
         output_dir=str(out / "checkpoints"),
-        num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=cfg.evaluation.batch_size,
-        gradient_accumulation_steps=accumulation, max_grad_norm=t.max_grad_norm,
-        **compute.trainer_flags(), activation_checkpointing=t.gradient_checkpointing,
-        use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=torch.cuda.is_available(),
-        logging_steps=t.logging_steps, logging_first_step=True,
-        eval_strategy="steps" if has_validation else "no", eval_steps=eval_steps,
-        save_strategy="steps", save_steps=eval_steps, save_total_limit=t.save_total_limit,
-        load_best_model_at_end=stop, metric_for_best_model="composite" if stop else None,
-        greater_is_better=True if stop else None, prediction_loss_only=True,
-        report_to=list(t.report_to), seed=cfg.run.seed, data_seed=cfg.run.seed,
-        remove_unused_columns=False, disable_tqdm=quiet, dataloader_num_workers=0,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=cfg.evaluation.batch_size,
+        gradient_accumulation_steps=accumulation,
+        max_grad_norm=t.max_grad_norm,
+        **compute.trainer_flags(),
+        activation_checkpointing=t.gradient_checkpointing,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available(),
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_validation else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=stop,
+        metric_for_best_model="composite" if stop else None,
+        greater_is_better=True if stop else None,
+        prediction_loss_only=True,
+        report_to=list(t.report_to),
+        seed=cfg.run.seed,
+        data_seed=cfg.run.seed,
+        remove_unused_columns=False,
+        disable_tqdm=quiet,
+        dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
     )

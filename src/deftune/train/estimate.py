@@ -35,8 +35,15 @@ from ..errors import ModelError
 from .batching import accumulation
 
 # The projections of a Llama-style decoder layer and the side of the layer each belongs to.
-PROJECTIONS = {"q_proj": "attention", "k_proj": "attention", "v_proj": "attention", "o_proj": "attention",
-               "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
+PROJECTIONS = {
+    "q_proj": "attention",
+    "k_proj": "attention",
+    "v_proj": "attention",
+    "o_proj": "attention",
+    "gate_proj": "mlp",
+    "up_proj": "mlp",
+    "down_proj": "mlp",
+}
 ADAMW_STATES = 2  # exp_avg and exp_avg_sq, each the size and dtype of its parameter
 ADAMW_8BIT_BYTES = 2 + 8 / 256  # two uint8 states plus an fp32 absmax per 256-element block of each
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # QLoRA base weights: 4 bits, 8-bit absmax per 64, fp32 per 256 absmax
@@ -45,6 +52,7 @@ NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # QLoRA base weights: 4 bits, 8-bit a
 @dataclass(frozen=True)
 class Arch:
     """The decoder's shapes, from its Hugging Face config."""
+
     model_type: str
     layers: int
     hidden: int
@@ -60,17 +68,27 @@ class Arch:
         fields = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size")
         missing = [f for f in fields if not isinstance(getattr(c, f, None), int)]
         if missing:
-            raise ModelError(f"deftune plan models Llama-style decoders; the {c.model_type} config has no "
-                             f"{', '.join(missing)}", field="model.spec")
+            raise ModelError(
+                f"deftune plan models Llama-style decoders; the {c.model_type} config has no {', '.join(missing)}",
+                field="model.spec",
+            )
         heads = c.num_attention_heads
-        return cls(c.model_type, c.num_hidden_layers, c.hidden_size, c.intermediate_size, heads,
-                   getattr(c, "num_key_value_heads", None) or heads,
-                   getattr(c, "head_dim", None) or c.hidden_size // heads, c.vocab_size)
+        return cls(
+            c.model_type,
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.intermediate_size,
+            heads,
+            getattr(c, "num_key_value_heads", None) or heads,
+            getattr(c, "head_dim", None) or c.hidden_size // heads,
+            c.vocab_size,
+        )
 
 
 @dataclass(frozen=True)
 class Counts:
     """Exact parameter figures of the model with the method applied (counted on the meta device)."""
+
     total: int
     trainable: int
     weight_bytes: int
@@ -100,6 +118,7 @@ class Shape:
     """One micro-batch as the plan sees it: `rows` examples of `seq_len` tokens, the vocabulary projected at
     `kept` positions (the union over rows of positions with a trained next token), `accumulation` micro-batches
     per optimizer step."""
+
     rows: int
     seq_len: int
     kept: int
@@ -125,8 +144,9 @@ def shape_of(cfg: Config, trained_per_row: int | None = None) -> Shape:
 def _hf_config(cfg: Config):
     resolved = models.resolve(cfg.model.spec)
     try:
-        return AutoConfig.from_pretrained(resolved.location, revision=cfg.model.revision,
-                                          trust_remote_code=cfg.model.trust_remote_code)
+        return AutoConfig.from_pretrained(
+            resolved.location, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+        )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the config of '{cfg.model.spec}': {exc}", field="model.spec") from None
 
@@ -139,50 +159,75 @@ def _arch_and_counts(model_json: str, method_json: str, l2sp: bool) -> tuple[Arc
     facts = methods.get(method.name)
     counted = method.model_copy(update={"name": facts.plan_as}) if facts.plan_as else method
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(hf_config, dtype=DTYPES[model_cfg.dtype],
-                                                 trust_remote_code=model_cfg.trust_remote_code)
+        model = AutoModelForCausalLM.from_config(
+            hf_config, dtype=DTYPES[model_cfg.dtype], trust_remote_code=model_cfg.trust_remote_code
+        )
         base = {id(p) for p in model.parameters()}
         model = methods.apply(model, counted, DropoutConfig())
-    linear = [(name.split("."), m) for name, m in model.get_decoder().layers[0].named_modules()
-              if isinstance(m, torch.nn.Linear)]
+    linear = [
+        (name.split("."), m)
+        for name, m in model.get_decoder().layers[0].named_modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
     projection = [next((p for p in parts if p in PROJECTIONS), None) for parts, _ in linear]
     missing = set(PROJECTIONS) - set(projection)
     if missing:
-        raise ModelError(f"deftune plan models Llama-style decoder layers (q/k/v/o and gate/up/down projections); "
-                         f"{arch.model_type} has no {', '.join(sorted(missing))}", field="model.spec")
+        raise ModelError(
+            f"deftune plan models Llama-style decoder layers (q/k/v/o and gate/up/down projections); "
+            f"{arch.model_type} has no {', '.join(sorted(missing))}",
+            field="model.spec",
+        )
     ranks = {p: m.out_features for p, (parts, m) in zip(projection, linear) if "lora_A" in parts}
-    out = {p: m.out_features for p, (parts, m) in zip(projection, linear)
-           if p and not {"lora_A", "lora_B"} & set(parts)}
+    out = {
+        p: m.out_features for p, (parts, m) in zip(projection, linear) if p and not {"lora_A", "lora_B"} & set(parts)
+    }
     bottleneck = next((m.out_features for parts, m in linear if parts[-2:] == ["adapter", "down"]), 0)
-    scaled = {p: "input" if m.is_feedforward else "output" for name, m in model.get_decoder().layers[0].named_modules()
-              if hasattr(m, "ia3_l") for p in name.split(".") if p in PROJECTIONS}
+    scaled = {
+        p: "input" if m.is_feedforward else "output"
+        for name, m in model.get_decoder().layers[0].named_modules()
+        if hasattr(m, "ia3_l")
+        for p in name.split(".")
+        if p in PROJECTIONS
+    }
     params = list(model.parameters())
     counts = methods.count_parameters(model)
     head = model.get_output_embeddings().weight
     anchored = [p for p in params if id(p) in base and p.requires_grad and p.ndim >= 2]
     weight_bytes = sum(p.numel() * p.element_size() for p in params)
     if facts.quantized_base:  # base projection weights stored in 4 bits instead of the model's dtype
-        base_linear = arch.layers * sum(m.weight.numel() for parts, m in linear
-                                        if not {"lora_A", "lora_B"} & set(parts))
+        base_linear = arch.layers * sum(
+            m.weight.numel() for parts, m in linear if not {"lora_A", "lora_B"} & set(parts)
+        )
         weight_bytes -= int(base_linear * (DTYPES[model_cfg.dtype].itemsize - NF4_BYTES))
     return arch, Counts(
-        total=counts.total, trainable=counts.trainable, weight_bytes=weight_bytes,
+        total=counts.total,
+        trainable=counts.trainable,
+        weight_bytes=weight_bytes,
         trainable_bytes=sum(p.numel() * p.element_size() for p in params if p.requires_grad),
         anchored_bytes=sum(p.numel() * p.element_size() for p in anchored) if l2sp else 0,
         largest_anchored_bytes=max((p.numel() * p.element_size() for p in anchored), default=0) if l2sp else 0,
         layer_linear=sum(m.weight.numel() for _, m in linear),
         layer_trainable_linear=sum(m.weight.numel() for _, m in linear if m.weight.requires_grad),
-        head=head.numel(), base_trainable=facts.trains_base, tied=head is model.get_input_embeddings().weight,
+        head=head.numel(),
+        base_trainable=facts.trains_base,
+        tied=head is model.get_input_embeddings().weight,
         head_trainable=head.requires_grad,
-        lora_ranks=ranks, out_features=out,
-        dora=method.name == "dora", scaled=scaled, bottleneck=bottleneck,
-        prefix=method.prefix.num_virtual_tokens if method.name == "prefix" else 0)
+        lora_ranks=ranks,
+        out_features=out,
+        dora=method.name == "dora",
+        scaled=scaled,
+        bottleneck=bottleneck,
+        prefix=method.prefix.num_virtual_tokens if method.name == "prefix" else 0,
+    )
 
 
 def arch_and_counts(cfg: Config) -> tuple[Arch, Counts]:
     """The architecture and exact parameter counts for `cfg` (cached per model, method and use of L2-SP)."""
-    return _arch_and_counts(cfg.model.model_dump_json(), cfg.method.model_dump_json(),
-                            cfg.training.regularization == "l2sp" and cfg.training.l2sp > 0)
+    return _arch_and_counts(
+        cfg.model.model_dump_json(),
+        cfg.method.model_dump_json(),
+        cfg.training.regularization == "l2sp" and cfg.training.l2sp > 0,
+    )
 
 
 def _autocast(cfg: Config) -> bool:
@@ -266,7 +311,8 @@ def first_layer_savings(arch: Arch, counts: Counts, shape: Shape, cfg: Config, d
         return 0, 0
     T, h = shape.tokens, arch.hidden
     frozen_attention = not counts.prefix and not {"q_proj", "k_proj", "v_proj"} & (
-        counts.lora_ranks.keys() | counts.scaled.keys())
+        counts.lora_ranks.keys() | counts.scaled.keys()
+    )
     copied = ("q_proj", "k_proj", "v_proj", *(("o_proj",) if frozen_attention else ()))
     in_features = {"o_proj": arch.heads * arch.head_dim}
     copies = sum(2 * counts.out_features[p] * in_features.get(p, h) for p in copied) if _autocast(cfg) else 0
@@ -277,6 +323,7 @@ def first_layer_savings(arch: Arch, counts: Counts, shape: Shape, cfg: Config, d
 @dataclass
 class Estimate:
     """The plan of one configuration; every figure in bytes, FLOPs or seconds as its name says."""
+
     method: str
     precision: str  # fp32 | bf16 | fp16 (autocast over the model's dtype) or the model's 16-bit dtype
     checkpointing: bool
@@ -325,8 +372,14 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def estimate(cfg: Config, *, trained_per_row: int | None = None, device: str | None = None,
-             baseline_bytes: int = 0, timed: bool = True) -> Estimate:
+def estimate(
+    cfg: Config,
+    *,
+    trained_per_row: int | None = None,
+    device: str | None = None,
+    baseline_bytes: int = 0,
+    timed: bool = True,
+) -> Estimate:
     """Estimate memory, FLOPs and time of one training step of `cfg`. `baseline_bytes` is the process's own
     memory before any model (part of the resident set on CPU); `timed=False` skips the matmul measurement."""
     device = device or default_device()
@@ -349,9 +402,13 @@ def estimate(cfg: Config, *, trained_per_row: int | None = None, device: str | N
         kept_less, copied_less = first_layer_savings(arch, counts, shape, cfg, device)
         layers_saved, recomputed = arch.layers * per_layer - kept_less, 0
         copies_forward = copies_saved = arch.layers * layer_copies + head_copy - copied_less
-    loss_saved = (4 * T * h + 4 * T + (4 * T * h if counts.base_trainable else 0)  # final norm
-                  + ((2 if autocast else 4) * b * K * h if counts.head_trainable else 0)  # head input
-                  + 4 * b * K * V)  # log-probabilities
+    loss_saved = (
+        4 * T * h
+        + 4 * T
+        + (4 * T * h if counts.base_trainable else 0)  # final norm
+        + ((2 if autocast else 4) * b * K * h if counts.head_trainable else 0)  # head input
+        + 4 * b * K * V
+    )  # log-probabilities
     logits = mm * b * K * V + (4 * b * K * V if mm == 2 else 0)  # and their fp32 copy
     # backward of the loss: the gradients of the NLL and the log-softmax inputs (and their 16-bit cast)
     loss_backward = 8 * b * K * V + (mm * b * K * V if mm == 2 else 0)
@@ -367,18 +424,30 @@ def estimate(cfg: Config, *, trained_per_row: int | None = None, device: str | N
         # L2-SP's backward runs first: every anchored gradient, and for the last (largest) weight its saved
         # difference and pow's two temporaries; then the loss's, and the head's weight gradient (made anew, then
         # added to the one there)
-        "backward_start": resident + saved + copies_saved + max(
-            anchors + 3 * counts.largest_anchored_bytes, max(carried, anchors) + loss_backward + head_grad_made),
+        "backward_start": resident
+        + saved
+        + copies_saved
+        + max(anchors + 3 * counts.largest_anchored_bytes, max(carried, anchors) + loss_backward + head_grad_made),
         "backward_layers": resident + max(carried, anchors, head_grad) + layers_saved + copies_saved + recomputed,
         # the embedding's dense gradient, added out of place to the tied head's
-        "backward_end": resident + grads + per_layer + layer_copies + (boundary if checkpointing else 0)
+        "backward_end": resident
+        + grads
+        + per_layer
+        + layer_copies
+        + (boundary if checkpointing else 0)
         + (2 * head_grad if counts.tied else 0),
         "optimizer_step": resident + grads,
     }
     memory = {
-        "process_baseline": baseline_bytes, "weights": counts.weight_bytes, "l2sp_anchors": anchors,
-        "gradients": grads, "optimizer_states": states, "activations": layers_saved + loss_saved,
-        "weight_copies_16bit": copies_forward, "l2sp_penalty": anchors, "loss_logits": logits,
+        "process_baseline": baseline_bytes,
+        "weights": counts.weight_bytes,
+        "l2sp_anchors": anchors,
+        "gradients": grads,
+        "optimizer_states": states,
+        "activations": layers_saved + loss_saved,
+        "weight_copies_16bit": copies_forward,
+        "l2sp_penalty": anchors,
+        "loss_logits": logits,
         "peak": baseline_bytes + max(phases.values()),
     }
     flops = step_flops(arch, counts, shape, cfg)
@@ -386,15 +455,28 @@ def estimate(cfg: Config, *, trained_per_row: int | None = None, device: str | N
     if timed:
         seconds = flops / matmul_flops_per_s(precision_of(cfg), device, min(T, 4096), h, arch.intermediate)
     return Estimate(
-        method=cfg.method.name, precision=precision_of(cfg), checkpointing=checkpointing, device=device,
+        method=cfg.method.name,
+        precision=precision_of(cfg),
+        checkpointing=checkpointing,
+        device=device,
         parameters={"total": counts.total, "trainable": counts.trainable, "trainable_share": counts.share},
-        shape={"rows": shape.rows, "seq_len": shape.seq_len, "kept_positions": shape.kept,
-               "accumulation": shape.accumulation, "tokens_per_micro_batch": shape.tokens},
-        memory_bytes=memory, activations_per_layer_bytes=parts | {"weight_copies_16bit": layer_copies},
+        shape={
+            "rows": shape.rows,
+            "seq_len": shape.seq_len,
+            "kept_positions": shape.kept,
+            "accumulation": shape.accumulation,
+            "tokens_per_micro_batch": shape.tokens,
+        },
+        memory_bytes=memory,
+        activations_per_layer_bytes=parts | {"weight_copies_16bit": layer_copies},
         phases_bytes=phases,
         optimizer_8bit_states_bytes=int(counts.trainable * ADAMW_8BIT_BYTES)
-        if device == "cuda" and _has_bitsandbytes() else None,
-        flops_per_step=flops, tokens_per_step=shape.tokens * shape.accumulation, seconds_per_step=seconds)
+        if device == "cuda" and _has_bitsandbytes()
+        else None,
+        flops_per_step=flops,
+        tokens_per_step=shape.tokens * shape.accumulation,
+        seconds_per_step=seconds,
+    )
 
 
 def _has_bitsandbytes() -> bool:

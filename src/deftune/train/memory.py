@@ -56,8 +56,9 @@ def fits(cfg: Config, budget_bytes: int, *, trained_per_row: int | None = None, 
     return est.peak_bytes - (est.memory_bytes["weights"] if loaded else 0) <= budget_bytes
 
 
-def suggest_max_tokens(cfg: Config, budget_bytes: int, *, trained_per_row: int | None = None,
-                       loaded: bool = False) -> int:
+def suggest_max_tokens(
+    cfg: Config, budget_bytes: int, *, trained_per_row: int | None = None, loaded: bool = False
+) -> int:
     """The largest `training.max_tokens` up to the configured one — a whole number of max_length examples — whose
     run is estimated to fit in `budget_bytes` (as in `fits`); 0 when not even one example fits."""
     if cfg.training.batching != "token_budget":
@@ -105,24 +106,46 @@ def fit(cfg: Config, trained_per_row: int | None) -> tuple[Config, dict]:
         log.info("no memory plan: %s", exc)
         return cfg, {"skipped": str(exc)}
     needed = estimate.peak_bytes - estimate.memory_bytes["weights"]
-    found = {"estimated_peak_bytes": estimate.peak_bytes, "still_needed_bytes": needed, "available_bytes": budget,
-             "max_tokens_lowered_from": None}
+    found = {
+        "estimated_peak_bytes": estimate.peak_bytes,
+        "still_needed_bytes": needed,
+        "available_bytes": budget,
+        "max_tokens_lowered_from": None,
+    }
     if needed <= budget:
         return cfg, found
     t = cfg.training
-    accumulating = cfg.model_copy(update={"training": t.model_copy(  # smaller micro-batches accumulate gradients
-        update={"gradient_accumulation": max(2, t.gradient_accumulation)})})
-    tokens = (suggest_max_tokens(accumulating, budget, trained_per_row=trained_per_row, loaded=True)
-              if t.batching == "token_budget" else 0)
+    accumulating = cfg.model_copy(
+        update={
+            "training": t.model_copy(  # smaller micro-batches accumulate gradients
+                update={"gradient_accumulation": max(2, t.gradient_accumulation)}
+            )
+        }
+    )
+    tokens = (
+        suggest_max_tokens(accumulating, budget, trained_per_row=trained_per_row, loaded=True)
+        if t.batching == "token_budget"
+        else 0
+    )
     if not tokens:
-        log.warning("memory plan: this run needs about %.1f GiB more at its peak but %.1f GiB are available; it will "
-                    "likely run out of memory (try gradient checkpointing, bf16, a PEFT method or a shorter "
-                    "data.max_length)", needed / 2**30, budget / 2**30)
+        log.warning(
+            "memory plan: this run needs about %.1f GiB more at its peak but %.1f GiB are available; it will "
+            "likely run out of memory (try gradient checkpointing, bf16, a PEFT method or a shorter "
+            "data.max_length)",
+            needed / 2**30,
+            budget / 2**30,
+        )
         return cfg, found
     change = {"max_tokens": tokens}
     if not (t.effective_batch_tokens or t.effective_batch_examples):
         change["gradient_accumulation"] = t.gradient_accumulation * math.ceil(t.max_tokens / tokens)
-    log.warning("memory plan: %d tokens per micro-batch need about %.1f GiB, %.1f GiB are available: training with "
-                "%d tokens per micro-batch", t.max_tokens, needed / 2**30, budget / 2**30, tokens)
+    log.warning(
+        "memory plan: %d tokens per micro-batch need about %.1f GiB, %.1f GiB are available: training with "
+        "%d tokens per micro-batch",
+        t.max_tokens,
+        needed / 2**30,
+        budget / 2**30,
+        tokens,
+    )
     found["max_tokens_lowered_from"] = t.max_tokens
     return cfg.model_copy(update={"training": t.model_copy(update=change)}), found

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainResult:
     """What a training run did; written as result.json through core.artifacts.ResultArtifact."""
+
     run_dir: str
     output_dir: str  # the adapter (PEFT-style folder) or the full model (safetensors)
     method: str
@@ -91,6 +92,7 @@ class RunFolder:
 @dataclass
 class Examples:
     """The rendered training and validation examples, with what rendering dropped."""
+
     splits: dict[str, Dataset]
     renderer: Renderer
     train: list[Rendered]
@@ -105,13 +107,15 @@ class Examples:
 @dataclass
 class Setup:
     """The model to train and what the objectives need from before the method was applied."""
+
     model: object
     counts: methods.ParameterCount
     base_params: set[int]  # ids of the base model's parameters
 
 
-def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: bool = False,
-          hooks: Hooks | None = None) -> TrainResult:
+def train(
+    cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, hooks: Hooks | None = None
+) -> TrainResult:
     """Fine-tune `cfg.model` on `cfg.data` with `cfg.method`; artifacts go to <run>/train/.
 
     On out-of-memory the micro-batch is halved and gradient accumulation doubled, and training starts again.
@@ -128,12 +132,17 @@ def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, quiet: 
         except torch.OutOfMemoryError:
             smaller = memory.smaller_batches(cfg)
             if smaller is None:
-                raise DeftuneError("out of memory even with the smallest micro-batch; use gradient "
-                                   "checkpointing, bf16, a shorter data.max_length or a PEFT method") from None
+                raise DeftuneError(
+                    "out of memory even with the smallest micro-batch; use gradient "
+                    "checkpointing, bf16, a shorter data.max_length or a PEFT method"
+                ) from None
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            backoffs.append(smaller.training.max_tokens if smaller.training.batching == "token_budget"
-                            else smaller.training.batch_size)
+            backoffs.append(
+                smaller.training.max_tokens
+                if smaller.training.batching == "token_budget"
+                else smaller.training.batch_size
+            )
             log.warning("out of memory: retrying with smaller micro-batches (%s)", backoffs[-1])
             cfg, overwrite = smaller, True
 
@@ -154,19 +163,34 @@ def run_once(cfg: Config, *, overwrite: bool, resume: bool, quiet: bool, hooks: 
     cfg, plan, memory_plan = batches(cfg, examples)
     estimated = estimate(cfg, examples, plan)  # before the trainer, which seeds the random state training uses
     log.info("%s", estimated.describe())
-    trainer, budget = build_trainer(cfg, setup, tokenizer, examples, terms, validation, plan, folder, compute,
-                                    quiet=quiet, hooks=hooks)
+    trainer, budget = build_trainer(
+        cfg, setup, tokenizer, examples, terms, validation, plan, folder, compute, quiet=quiet, hooks=hooks
+    )
     fit(trainer, cfg, setup, plan, validation, folder, compute)
     final = {} if hooks.abandoned() or not examples.validation else final_evaluation(trainer)
     output_dir = "" if hooks.abandoned() else save(trainer, cfg, tokenizer, examples, terms, folder)
-    result = record(cfg, folder, trainer, examples, setup, output_dir, final, plan, memory_plan, compute, budget,
-                    estimated, round(time.monotonic() - started, 1))
+    result = record(
+        cfg,
+        folder,
+        trainer,
+        examples,
+        setup,
+        output_dir,
+        final,
+        plan,
+        memory_plan,
+        compute,
+        budget,
+        estimated,
+        round(time.monotonic() - started, 1),
+    )
     if trainer.args.process_index == 0:  # through the typed artifact the report reads: writer and reader agree
         ResultArtifact.model_validate(result.to_json()).write(folder.out / "result.json")
     return result
 
 
 # ---- the steps -------------------------------------------------------------------------------------------------
+
 
 def prepare_run(cfg: Config, *, overwrite: bool, resume: bool) -> RunFolder:
     """The run folder (a resumed run keeps its own, and continues from its last complete checkpoint)."""
@@ -192,8 +216,13 @@ def transform_data(splits: dict[str, Dataset], cfg: Config, run_dir: Path) -> di
 
 def load_model(cfg: Config):
     m = cfg.model
-    return models.load(m.spec, dtype=m.dtype, revision=m.revision, trust_remote_code=m.trust_remote_code,
-                       quantize_4bit=methods.get(cfg.method.name).quantized_base)
+    return models.load(
+        m.spec,
+        dtype=m.dtype,
+        revision=m.revision,
+        trust_remote_code=m.trust_remote_code,
+        quantize_4bit=methods.get(cfg.method.name).quantized_base,
+    )
 
 
 def render(cfg: Config, splits: dict[str, Dataset], tokenizer) -> Examples:
@@ -244,9 +273,18 @@ def set_up_model(cfg: Config, model) -> Setup:
 def loss_terms(cfg: Config, setup: Setup, examples: Examples, *, warm: bool) -> list[LossTerm]:
     """L2-SP on trained base weights; the debiasing adversary (warmed up unless the run resumes)."""
     grouping = adversary.Grouping(cfg.data.group_attribute, cfg.run.seed, cfg.evaluation.batch_size)
-    found = [l2sp.build(setup.model, setup.base_params, cfg.training),
-             adversary.build(cfg.training.adversary, grouping, setup.model, examples.train,
-                             examples.splits["train"].records, packing=cfg.training.packing, warm=warm)]
+    found = [
+        l2sp.build(setup.model, setup.base_params, cfg.training),
+        adversary.build(
+            cfg.training.adversary,
+            grouping,
+            setup.model,
+            examples.train,
+            examples.splits["train"].records,
+            packing=cfg.training.packing,
+            warm=warm,
+        ),
+    ]
     return [term for term in found if term is not None]
 
 
@@ -254,8 +292,11 @@ def validation_score(cfg: Config, examples: Examples, retention_drop) -> Validat
     """The composite score early stopping watches, and the validation records answered for its task term."""
     kept = {r.id for r in examples.validation}
     records = [r for r in examples.splits["validation"].records if r.id in kept]
-    return Validation(Composite(cfg.training.early_stopping, retention_drop), examples.renderer,
-                      records[:cfg.training.early_stopping.task_examples])
+    return Validation(
+        Composite(cfg.training.early_stopping, retention_drop),
+        examples.renderer,
+        records[: cfg.training.early_stopping.task_examples],
+    )
 
 
 def batches(cfg: Config, examples: Examples) -> tuple[Config, BatchPlan, dict]:
@@ -265,22 +306,52 @@ def batches(cfg: Config, examples: Examples) -> tuple[Config, BatchPlan, dict]:
     return cfg, plan, memory_plan
 
 
-def build_trainer(cfg: Config, setup: Setup, tokenizer, examples: Examples, terms: list[LossTerm],
-                  validation: Validation, plan: BatchPlan, folder: RunFolder, compute: Precision, *, quiet: bool,
-                  hooks: Hooks) -> tuple[CarefulTrainer, TimeBudget | None]:
-    args = training_args(cfg, folder.out, bool(examples.validation), plan.accumulation,
-                         plan.optimizer_steps(cfg.training), quiet, compute)
-    budget = (TimeBudget(cfg.training.time_budget_seconds, cfg.training.decay)
-              if cfg.training.time_budget is not None else None)
+def build_trainer(
+    cfg: Config,
+    setup: Setup,
+    tokenizer,
+    examples: Examples,
+    terms: list[LossTerm],
+    validation: Validation,
+    plan: BatchPlan,
+    folder: RunFolder,
+    compute: Precision,
+    *,
+    quiet: bool,
+    hooks: Hooks,
+) -> tuple[CarefulTrainer, TimeBudget | None]:
+    args = training_args(
+        cfg,
+        folder.out,
+        bool(examples.validation),
+        plan.accumulation,
+        plan.optimizer_steps(cfg.training),
+        quiet,
+        compute,
+    )
+    budget = (
+        TimeBudget(cfg.training.time_budget_seconds, cfg.training.decay)
+        if cfg.training.time_budget is not None
+        else None
+    )
     callbacks = [MetricsLog(folder.metrics), *([budget] if budget else []), *hooks.callbacks]
     if args.load_best_model_at_end:
         es = cfg.training.early_stopping
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=es.patience,
-                                               early_stopping_threshold=es.min_delta))
+        callbacks.append(
+            EarlyStoppingCallback(early_stopping_patience=es.patience, early_stopping_threshold=es.min_delta)
+        )
     trainer = CarefulTrainer(
-        model=setup.model, args=args, train_dataset=examples.train, eval_dataset=examples.validation or None,
-        data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing), callbacks=callbacks,
-        training=cfg.training, lengths=[len(r) for r in examples.train], terms=terms, validation=validation)
+        model=setup.model,
+        args=args,
+        train_dataset=examples.train,
+        eval_dataset=examples.validation or None,
+        data_collator=Collator(tokenizer.pad_token_id, packing=cfg.training.packing),
+        callbacks=callbacks,
+        training=cfg.training,
+        lengths=[len(r) for r in examples.train],
+        terms=terms,
+        validation=validation,
+    )
     if quiet:  # with progress bars off, transformers would print every log dict instead
         trainer.remove_callback(PrinterCallback)
     return trainer, budget
@@ -289,29 +360,57 @@ def build_trainer(cfg: Config, setup: Setup, tokenizer, examples: Examples, term
 def estimate(cfg: Config, examples: Examples, plan: BatchPlan) -> runtime.RunTime:
     """The training stage's wall time on this machine, before it is spent."""
     return runtime.estimate(
-        cfg, train_lengths=[len(r) for r in examples.train], validation_lengths=[len(r) for r in examples.validation],
-        prompt_tokens=_mean([len(r) - r.n_trained for r in examples.validation]) or 0.0, test_examples=0,
-        labels=len(examples.renderer.labels), trained_per_row=examples.trained_per_row, stages=("train",))
+        cfg,
+        train_lengths=[len(r) for r in examples.train],
+        validation_lengths=[len(r) for r in examples.validation],
+        prompt_tokens=_mean([len(r) - r.n_trained for r in examples.validation]) or 0.0,
+        test_examples=0,
+        labels=len(examples.renderer.labels),
+        trained_per_row=examples.trained_per_row,
+        stages=("train",),
+    )
 
 
-def fit(trainer: CarefulTrainer, cfg: Config, setup: Setup, plan: BatchPlan, validation: Validation,
-        folder: RunFolder, compute: Precision) -> None:
+def fit(
+    trainer: CarefulTrainer,
+    cfg: Config,
+    setup: Setup,
+    plan: BatchPlan,
+    validation: Validation,
+    folder: RunFolder,
+    compute: Precision,
+) -> None:
     """Log what is about to happen, restore the loss terms of a resumed run, and train."""
     log.info("method %s: %s; precision %s", cfg.method.name, setup.counts, compute)
-    log.info("training on %d examples (%d validation), max length %d tokens: %d micro-batches of ~%.1f examples "
-             "(%.0f tokens) per epoch, accumulation %d, %d optimizer steps; composite weights %s",
-             len(trainer.train_dataset), len(trainer.eval_dataset or []), cfg.data.max_length, plan.micro_batches,
-             plan.examples_per_micro, plan.tokens_per_micro, plan.accumulation,
-             plan.optimizer_steps(cfg.training), validation.composite.weights())
+    log.info(
+        "training on %d examples (%d validation), max length %d tokens: %d micro-batches of ~%.1f examples "
+        "(%.0f tokens) per epoch, accumulation %d, %d optimizer steps; composite weights %s",
+        len(trainer.train_dataset),
+        len(trainer.eval_dataset or []),
+        cfg.data.max_length,
+        plan.micro_batches,
+        plan.examples_per_micro,
+        plan.tokens_per_micro,
+        plan.accumulation,
+        plan.optimizer_steps(cfg.training),
+        validation.composite.weights(),
+    )
     if folder.checkpoint is not None:
         for term in trainer.terms:
             term.restore(folder.checkpoint)
     if trainer.args.process_index == 0:
         counts = setup.counts
-        append_jsonl(folder.metrics, {
-            "event": "start", "method": cfg.method.name, "parameters": asdict(counts) | {"share": counts.share},
-            "precision": compute.to_json(), "composite_weights": validation.composite.weights(),
-            "resumed_from": str(folder.checkpoint or "")})
+        append_jsonl(
+            folder.metrics,
+            {
+                "event": "start",
+                "method": cfg.method.name,
+                "parameters": asdict(counts) | {"share": counts.share},
+                "precision": compute.to_json(),
+                "composite_weights": validation.composite.weights(),
+                "resumed_from": str(folder.checkpoint or ""),
+            },
+        )
     trainer.train(resume_from_checkpoint=str(folder.checkpoint) if folder.checkpoint else None)
 
 
@@ -319,49 +418,88 @@ def final_evaluation(trainer: CarefulTrainer) -> dict:
     """The validation metrics of the weights training ends with: those logged when they were evaluated (the best
     checkpoint restored, or the last step when it was evaluated), else a new evaluation."""
     state = trainer.state
-    step = state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else \
-        state.global_step
+    step = (
+        state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else state.global_step
+    )
     logged = [row for row in state.log_history if "eval_loss" in row and row.get("step") == step]
     return {k: v for k, v in logged[-1].items() if k.startswith("eval_")} if logged else trainer.evaluate()
 
 
-def save(trainer: CarefulTrainer, cfg: Config, tokenizer, examples: Examples, terms: list[LossTerm],
-         folder: RunFolder) -> str:
+def save(
+    trainer: CarefulTrainer, cfg: Config, tokenizer, examples: Examples, terms: list[LossTerm], folder: RunFolder
+) -> str:
     """The trained weights (with the tokenizer) and, with an adversary, its report on what is left to read."""
     model = trainer.accelerator.unwrap_model(trainer.model)
     for term in terms:
         if isinstance(term, adversary.Adversary) and trainer.args.process_index == 0:
             grouping = adversary.Grouping(cfg.data.group_attribute, cfg.run.seed, cfg.evaluation.batch_size)
-            adversary.write_report(term, model, (examples.validation, examples.splits["validation"].records),
-                                   (examples.train, examples.splits["train"].records), cfg.training.adversary,
-                                   grouping, folder.out / "adversary.json")
+            adversary.write_report(
+                term,
+                model,
+                (examples.validation, examples.splits["validation"].records),
+                (examples.train, examples.splits["train"].records),
+                cfg.training.adversary,
+                grouping,
+                folder.out / "adversary.json",
+            )
     output_dir = methods.save(model, cfg.method, folder.out)
     tokenizer.save_pretrained(output_dir)
     return str(output_dir)
 
 
-def record(cfg: Config, folder: RunFolder, trainer: CarefulTrainer, examples: Examples, setup: Setup,
-           output_dir: str, final: dict, plan: BatchPlan, memory_plan: dict, compute: Precision,
-           budget: TimeBudget | None, estimated: runtime.RunTime, seconds: float) -> TrainResult:
+def record(
+    cfg: Config,
+    folder: RunFolder,
+    trainer: CarefulTrainer,
+    examples: Examples,
+    setup: Setup,
+    output_dir: str,
+    final: dict,
+    plan: BatchPlan,
+    memory_plan: dict,
+    compute: Precision,
+    budget: TimeBudget | None,
+    estimated: runtime.RunTime,
+    seconds: float,
+) -> TrainResult:
     rows = [json.loads(line) for line in folder.metrics.read_text().splitlines()]
     losses = [row["loss"] for row in rows if "loss" in row]
     stats, counts, t = examples.stats, setup.counts, cfg.training
     return TrainResult(
-        run_dir=str(folder.run_dir), output_dir=output_dir, method=cfg.method.name,
-        examples={"train": len(examples.train), "validation": len(examples.validation),
-                  "test": len(examples.splits["test"])},
-        dropped_too_long={"train": len(stats["train"].too_long),
-                          "validation": len(stats["validation"].too_long) if stats["validation"] else 0},
-        max_length=cfg.data.max_length, epochs=t.epochs, steps=trainer.state.global_step,
+        run_dir=str(folder.run_dir),
+        output_dir=output_dir,
+        method=cfg.method.name,
+        examples={
+            "train": len(examples.train),
+            "validation": len(examples.validation),
+            "test": len(examples.splits["test"]),
+        },
+        dropped_too_long={
+            "train": len(stats["train"].too_long),
+            "validation": len(stats["validation"].too_long) if stats["validation"] else 0,
+        },
+        max_length=cfg.data.max_length,
+        epochs=t.epochs,
+        steps=trainer.state.global_step,
         parameters={"trainable": counts.trainable, "total": counts.total, "trainable_share": counts.share},
-        first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
-        validation_loss=final.get("eval_loss"), seconds=seconds,
-        batching={"mode": t.batching, "max_tokens": t.max_tokens, "packing": t.packing, **asdict(plan),
-                  "memory_plan": memory_plan,
-                  "padding_share": _mean([r["padding_share"] for r in rows if "padding_share" in r])},
-        early_stopping={"weights": trainer.validation.composite.weights(), "best_step": trainer.state.best_global_step,
-                        "best_composite": trainer.state.best_metric,
-                        "final": {k: v for k, v in final.items() if k.startswith("eval_")}},
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        validation_loss=final.get("eval_loss"),
+        seconds=seconds,
+        batching={
+            "mode": t.batching,
+            "max_tokens": t.max_tokens,
+            "packing": t.packing,
+            **asdict(plan),
+            "memory_plan": memory_plan,
+            "padding_share": _mean([r["padding_share"] for r in rows if "padding_share" in r]),
+        },
+        early_stopping={
+            "weights": trainer.validation.composite.weights(),
+            "best_step": trainer.state.best_global_step,
+            "best_composite": trainer.state.best_metric,
+            "final": {k: v for k, v in final.items() if k.startswith("eval_")},
+        },
         tokens={"train_total": stats["train"].total_tokens, "train_trained": stats["train"].trained_tokens},
         precision=compute.to_json(),
         time_budget=budget.outcome.to_json() if budget and budget.outcome else None,

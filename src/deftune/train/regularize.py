@@ -44,6 +44,7 @@ def _drop_heads(rate: float, head_dim: int):
         scale = (torch.rand(batch, 1, width // head_dim, 1, device=x.device) >= rate).to(x.dtype) / (1 - rate)
         # broadcast per head: autograd keeps only the (batch, 1, heads, 1) scale, not a mask of x's size
         return ((x.view(batch, seq, -1, head_dim) * scale).view(batch, seq, width), *rest)
+
     return hook
 
 

@@ -28,8 +28,13 @@ from .batching import BatchPlan
 EFFICIENCY = {"train": 0.83, "prefill": 0.8, "decode": 0.47}
 # Mean tokens of the shipped benchmark items (SmolLM2 tokenizer), padding within a batch included:
 # retention multiple choice (context, option, options) and bias benchmarks (prompt, option, options).
-RETENTION_ITEMS = {"piqa": (13, 23, 2), "openbookqa": (16, 5, 4), "siqa": (29, 6, 3), "commonsenseqa": (20, 3, 5),
-                   "mmlu": (60, 8, 4)}
+RETENTION_ITEMS = {
+    "piqa": (13, 23, 2),
+    "openbookqa": (16, 5, 4),
+    "siqa": (29, 6, 3),
+    "commonsenseqa": (20, 3, 5),
+    "mmlu": (60, 8, 4),
+}
 BIAS_ITEMS = {"crows_pairs": (5, 15, 2), "stereoset": (6, 11, 3), "bbq": (58, 5, 3), "winobias": (9, 9, 2)}
 XSUM_TOKENS, SAFETY_PROMPT_TOKENS, SAFETY_ANSWER_TOKENS = 233, 46, 48
 FIXED_SECONDS = {"audit": 10.0, "plan": 12.0, "report": 2.0}  # stages whose cost barely depends on the model
@@ -38,20 +43,22 @@ FIXED_SECONDS = {"audit": 10.0, "plan": 12.0, "report": 2.0}  # stages whose cos
 @dataclass
 class Work:
     """Model work of one stage: prompt tokens through the model, and decoding steps of `rows` rows each."""
+
     prompt_tokens: float = 0.0
     decode_steps: float = 0.0
     rows: int = 16
 
-    def __add__(self, other: "Work") -> "Work":
+    def __add__(self, other: Work) -> Work:
         return Work(self.prompt_tokens + other.prompt_tokens, self.decode_steps + other.decode_steps, self.rows)
 
-    def scaled(self, k: float) -> "Work":
+    def scaled(self, k: float) -> Work:
         return Work(self.prompt_tokens * k, self.decode_steps * k, self.rows)
 
 
 @dataclass
 class RunTime:
     """Estimated seconds per stage on this machine."""
+
     precision: str
     seconds: dict[str, float]
     training_steps: int
@@ -66,8 +73,10 @@ class RunTime:
     def describe(self) -> str:
         parts = ", ".join(f"{name} {_minutes(s)}" for name, s in self.seconds.items())
         budget = f" (training.time_budget {_minutes(self.budget_seconds)})" if self.budget_seconds else ""
-        return (f"estimated wall time on this machine ({self.precision}): about {_minutes(self.total)} — {parts}; "
-                f"training {self.training_steps} steps × {self.seconds_per_step:.1f} s{budget}")
+        return (
+            f"estimated wall time on this machine ({self.precision}): about {_minutes(self.total)} — {parts}; "
+            f"training {self.training_steps} steps × {self.seconds_per_step:.1f} s{budget}"
+        )
 
     def to_json(self) -> dict:
         return asdict(self) | {"total": self.total}
@@ -80,6 +89,7 @@ def _minutes(seconds: float) -> str:
 @dataclass(frozen=True)
 class Speeds:
     """FLOPs per forward token and the FLOP/s each kind of work reaches here."""
+
     token_flops: float  # forward FLOPs of one token through the decoder layers
     head_flops: float  # forward FLOPs of projecting one position onto the vocabulary
     prefill: float
@@ -99,9 +109,14 @@ def speeds(cfg: Config, tokens_per_micro: int, batch_size: int) -> Speeds:
 
     def measured(m: int) -> float:
         return matmul_flops_per_s(compute.name, device, max(1, min(m, 4096)), arch.hidden, arch.intermediate)
-    return Speeds(token_flops=2.0 * counts.layer_linear * arch.layers, head_flops=2.0 * arch.hidden * arch.vocab,
-                  prefill=measured(512) * EFFICIENCY["prefill"], decode=measured(batch_size) * EFFICIENCY["decode"],
-                  train=measured(tokens_per_micro) * EFFICIENCY["train"])
+
+    return Speeds(
+        token_flops=2.0 * counts.layer_linear * arch.layers,
+        head_flops=2.0 * arch.hidden * arch.vocab,
+        prefill=measured(512) * EFFICIENCY["prefill"],
+        decode=measured(batch_size) * EFFICIENCY["decode"],
+        train=measured(tokens_per_micro) * EFFICIENCY["train"],
+    )
 
 
 def generation(n: int, prompt: float, new_tokens: int, batch: int) -> Work:
@@ -143,9 +158,18 @@ def safety_work(cfg: Config) -> Work:
     return work + generation(2 * sc.refusal_prompts, SAFETY_PROMPT_TOKENS, SAFETY_ANSWER_TOKENS, sc.batch_size)
 
 
-def estimate(cfg: Config, *, train_lengths: list[int], validation_lengths: list[int], prompt_tokens: float,
-             test_examples: int, labels: int, trained_per_row: int | None, systems: int = 2,
-             stages: tuple[str, ...] = ("audit", "plan", "train", "evaluate", "safety", "report")) -> RunTime:
+def estimate(
+    cfg: Config,
+    *,
+    train_lengths: list[int],
+    validation_lengths: list[int],
+    prompt_tokens: float,
+    test_examples: int,
+    labels: int,
+    trained_per_row: int | None,
+    systems: int = 2,
+    stages: tuple[str, ...] = ("audit", "plan", "train", "evaluate", "safety", "report"),
+) -> RunTime:
     """The run's time per stage from its rendered lengths (training and validation examples, mean test prompt)."""
     batch_plan = BatchPlan.of(cfg.training, train_lengths, 1)
     steps = batch_plan.optimizer_steps(cfg.training)
@@ -158,8 +182,9 @@ def estimate(cfg: Config, *, train_lengths: list[int], validation_lengths: list[
     evaluations = 0 if not validation_lengths else max(1, steps // (cfg.training.eval_steps or max(1, steps // 5)))
     validation = Work(sum(validation_lengths), 0, cfg.evaluation.batch_size)
     if es.enabled and es.task_weight:
-        validation = validation + generation(min(es.task_examples, len(validation_lengths)), prompt_tokens, 16,
-                                             cfg.evaluation.batch_size)
+        validation = validation + generation(
+            min(es.task_examples, len(validation_lengths)), prompt_tokens, 16, cfg.evaluation.batch_size
+        )
     training = steps * seconds_per_step + evaluations * fast.seconds(validation)
     budget = cfg.training.time_budget_seconds
     seconds = {}
@@ -172,24 +197,40 @@ def estimate(cfg: Config, *, train_lengths: list[int], validation_lengths: list[
             seconds[stage] = systems * fast.seconds(safety_work(cfg)) + 10.0  # + the screens' own evaluation
         else:
             seconds[stage] = FIXED_SECONDS[stage]
-    return RunTime(choose_precision(cfg.model.precision, warn=False).name, {k: round(v, 1) for k, v in seconds.items()},
-                   steps, seconds_per_step, budget)
+    return RunTime(
+        choose_precision(cfg.model.precision, warn=False).name,
+        {k: round(v, 1) for k, v in seconds.items()},
+        steps,
+        seconds_per_step,
+        budget,
+    )
 
 
-def for_config(cfg: Config, stages: tuple[str, ...] = ("audit", "plan", "train", "evaluate", "safety", "report"),
-               systems: int = 2) -> RunTime:
+def for_config(
+    cfg: Config, stages: tuple[str, ...] = ("audit", "plan", "train", "evaluate", "safety", "report"), systems: int = 2
+) -> RunTime:
     """The estimate for a configuration: its data split and rendered with the model's tokenizer."""
     splits = data.load_splits(cfg.data, cfg.run.seed)
-    tokenizer = models.load_tokenizer(models.resolve(cfg.model.spec), revision=cfg.model.revision,
-                                      trust_remote_code=cfg.model.trust_remote_code)
+    tokenizer = models.load_tokenizer(
+        models.resolve(cfg.model.spec), revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+    )
     renderer = data.renderer_for(tokenizer, cfg.data, *splits.values())
     train, _ = renderer.render_all(splits["train"].records)
     validation, _ = renderer.render_all(splits["validation"].records)
     sample = seeded_subset(splits["test"].records or splits["validation"].records, 64, cfg.run.seed)
-    prompts = [len(tokenizer(renderer.prompt_text(r), add_special_tokens=False)["input_ids"]) for r in sample
-               if r.format != "text"]
-    return estimate(cfg, train_lengths=[len(r) for r in train], validation_lengths=[len(r) for r in validation],
-                    prompt_tokens=sum(prompts) / len(prompts) if prompts else 0.0,
-                    test_examples=len(splits["test"]), labels=len(renderer.labels),
-                    trained_per_row=max((r.n_trained for r in train), default=None), systems=systems,
-                    stages=stages)
+    prompts = [
+        len(tokenizer(renderer.prompt_text(r), add_special_tokens=False)["input_ids"])
+        for r in sample
+        if r.format != "text"
+    ]
+    return estimate(
+        cfg,
+        train_lengths=[len(r) for r in train],
+        validation_lengths=[len(r) for r in validation],
+        prompt_tokens=sum(prompts) / len(prompts) if prompts else 0.0,
+        test_examples=len(splits["test"]),
+        labels=len(renderer.labels),
+        trained_per_row=max((r.n_trained for r in train), default=None),
+        systems=systems,
+        stages=stages,
+    )

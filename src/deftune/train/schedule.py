@@ -20,12 +20,13 @@ from ..config import TrainingConfig
 @dataclass(frozen=True)
 class Phases:
     """Step boundaries of a schedule: warmup is [0, warmup), decay is [total - decay, total)."""
+
     warmup: int
     decay: int
     total: int
 
     @classmethod
-    def of(cls, cfg: TrainingConfig, total: int) -> "Phases":
+    def of(cls, cfg: TrainingConfig, total: int) -> Phases:
         warmup = round(cfg.warmup * total)
         decay = round(cfg.decay * total) if cfg.schedule == "wsd" else total - warmup
         return cls(warmup, min(decay, total - warmup), total)
@@ -52,16 +53,23 @@ class LearningRate:
 
     def __call__(self, step: int) -> float:
         if self.schedule == "wsd":
-            return _get_wsd_scheduler_lambda(step, num_warmup_steps=self.warmup,
-                                             num_stable_steps=self.total - self.warmup - self.decay,
-                                             num_decay_steps=self.decay, warmup_type="linear",
-                                             decay_type=self.decay_shape, min_lr_ratio=self.min_lr_ratio,
-                                             num_cycles=0.5)
+            return _get_wsd_scheduler_lambda(
+                step,
+                num_warmup_steps=self.warmup,
+                num_stable_steps=self.total - self.warmup - self.decay,
+                num_decay_steps=self.decay,
+                warmup_type="linear",
+                decay_type=self.decay_shape,
+                min_lr_ratio=self.min_lr_ratio,
+                num_cycles=0.5,
+            )
         if self.schedule == "cosine":
-            return _get_cosine_schedule_with_warmup_lr_lambda(step, num_warmup_steps=self.warmup,
-                                                              num_training_steps=self.total, num_cycles=0.5)
-        return _get_linear_schedule_with_warmup_lr_lambda(step, num_warmup_steps=self.warmup,
-                                                          num_training_steps=self.total)
+            return _get_cosine_schedule_with_warmup_lr_lambda(
+                step, num_warmup_steps=self.warmup, num_training_steps=self.total, num_cycles=0.5
+            )
+        return _get_linear_schedule_with_warmup_lr_lambda(
+            step, num_warmup_steps=self.warmup, num_training_steps=self.total
+        )
 
     def end_at(self, step: int, end: int) -> None:
         """End a WSD schedule at `end` (< total), decaying from `step` on; only from the stable phase."""

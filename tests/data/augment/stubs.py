@@ -6,12 +6,14 @@ from deftune.config import Config, validate
 
 def config(**augment) -> Config:
     """The default config with data.augment settings changed (short generations for the tiny model)."""
-    return validate({"data": {"augment": {"max_new_tokens": 12, "candidates": 2, "max_perplexity_ratio": None,
-                                          **augment}}})
+    return validate(
+        {"data": {"augment": {"max_new_tokens": 12, "candidates": 2, "max_perplexity_ratio": None, **augment}}}
+    )
 
 
 class StubTranslator:
     """Back-translates each text to the variant given for it (unchanged when none), and records what it saw."""
+
     engine, prompt_version = "stub", None
 
     def __init__(self, variants: dict[str, str]):
@@ -26,6 +28,7 @@ class StubTranslator:
 
 class StubLLM:
     """Stands in for the paraphrasing model: the k-th prompt about a text gets the k-th reply given for it."""
+
     spec = "stub-llm"
 
     def __init__(self, replies: dict[str, list[str]]):

@@ -12,9 +12,20 @@ runner = CliRunner()
 
 def test_augment_writes_variants_rejections_and_summary(tmp_path, tiny_model):
     data = classification_file(tmp_path / "topics.jsonl", copies=2)
-    result = runner.invoke(app, ["augment", str(data), f"model.spec={tiny_model}", f"run.root={tmp_path}",
-                                 "run.name=aug", "data.augment.methods=[paraphrase]", "data.augment.candidates=1",
-                                 "data.augment.max_new_tokens=8", "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "augment",
+            str(data),
+            f"model.spec={tiny_model}",
+            f"run.root={tmp_path}",
+            "run.name=aug",
+            "data.augment.methods=[paraphrase]",
+            "data.augment.candidates=1",
+            "data.augment.max_new_tokens=8",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = tmp_path / "aug" / "augment"
     summary = json.loads((out / "summary.json").read_text())
@@ -22,13 +33,15 @@ def test_augment_writes_variants_rejections_and_summary(tmp_path, tiny_model):
     n_train = summary["training_records"]
     assert summary["eval_records"] == len(train_ids) - n_train > 0  # the seeded split's validation + test
     assert summary["methods"]["paraphrase"]["candidates"] == n_train
-    rows = [json.loads(line) for name in ("accepted.jsonl", "rejected.jsonl")
-            for line in (out / name).read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for name in ("accepted.jsonl", "rejected.jsonl")
+        for line in (out / name).read_text().splitlines()
+    ]
     assert len(rows) == n_train
     sources = {r["meta"]["augmentation"]["source_id"] for r in rows}
     assert len(sources) == n_train and sources <= train_ids
     assert "passes similarity" in result.output and "accepted" in result.output
-
 
 
 def test_malformed_data_is_one_line_naming_file_line_and_field(tmp_path, entry_point):

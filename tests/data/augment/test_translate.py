@@ -52,8 +52,7 @@ def test_auto_prefers_apertium_when_installed(tiny_llm):
 
 def test_llm_translator_on_the_tiny_model(tiny_llm):
     translator = translate.LLMTranslator(tiny_llm, SHORT)
-    out = translate.back_translate(translator, ["The cat sleeps.", "A much longer sentence about dogs."],
-                                   "eng", "spa")
+    out = translate.back_translate(translator, ["The cat sleeps.", "A much longer sentence about dogs."], "eng", "spa")
     assert len(out) == 2 and all(isinstance(t, str) for t in out)
     assert translator.prompt_version == translate.TRANSLATE_VERSION
 
@@ -79,11 +78,14 @@ def test_seq2seq_translator_needs_both_folders():
         validate({"data": {"augment": {"translator": "seq2seq", "seq2seq_to": "a"}}})
 
 
-@pytest.mark.parametrize("reply, text", [
-    ("Here is the rewritten text:\nThe cat sleeps.", "The cat sleeps."),
-    ('"The cat sleeps."', "The cat sleeps."),
-    ("Sure! Here's the translation: El gato duerme.", "El gato duerme."),
-    ("The cat: it sleeps.", "The cat: it sleeps."),
-])
+@pytest.mark.parametrize(
+    "reply, text",
+    [
+        ("Here is the rewritten text:\nThe cat sleeps.", "The cat sleeps."),
+        ('"The cat sleeps."', "The cat sleeps."),
+        ("Sure! Here's the translation: El gato duerme.", "El gato duerme."),
+        ("The cat: it sleeps.", "The cat: it sleeps."),
+    ],
+)
 def test_clean_strips_preambles_and_quotes(reply, text):
     assert clean(reply) == text

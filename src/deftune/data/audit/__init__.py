@@ -54,21 +54,39 @@ class AuditResult:
 
     def to_json(self) -> dict:
         """A JSON-ready dict (strict JSON: no NaN); finding ids are capped at `max_ids`, their counts are not."""
-        return plain({"records": self.records, "format": self.format, "summary": self.counts(),
-                      "findings": [f.to_json(self.max_ids) for f in self.findings], "checks": self.checks,
-                      "figures": self.figures, "seconds": self.seconds})
+        return plain(
+            {
+                "records": self.records,
+                "format": self.format,
+                "summary": self.counts(),
+                "findings": [f.to_json(self.max_ids) for f in self.findings],
+                "checks": self.checks,
+                "figures": self.figures,
+                "seconds": self.seconds,
+            }
+        )
 
 
-def audit(train: Dataset, *, eval: Dataset | None = None, tokenizer, renderer: Renderer, cfg: AuditConfig,
-          out_dir: Path | None = None, seed: int = 42, quiet: bool = True) -> AuditResult:
+def audit(
+    train: Dataset,
+    *,
+    eval: Dataset | None = None,
+    tokenizer,
+    renderer: Renderer,
+    cfg: AuditConfig,
+    out_dir: Path | None = None,
+    seed: int = 42,
+    quiet: bool = True,
+) -> AuditResult:
     """Run every check on `train` (and train↔eval checks when `eval` is given). With `out_dir`, write
     audit.json and the figures there."""
     if not len(train):
         raise DataError("no training records to audit", file=train.source)
     if eval is not None and eval.format != train.format:
         raise DataError(f"eval data is {eval.format} but training data is {train.format}", file=eval.source)
-    ctx = Context(Texts.of(train), Texts.of(eval) if eval is not None and len(eval) else None, tokenizer, renderer,
-                  cfg, seed)
+    ctx = Context(
+        Texts.of(train), Texts.of(eval) if eval is not None and len(eval) else None, tokenizer, renderer, cfg, seed
+    )
     checks, findings, seconds = {}, [], {}
     with Progress(disable=quiet, transient=True) as progress:
         task = progress.add_task("audit", total=len(CHECKS))
@@ -80,8 +98,14 @@ def audit(train: Dataset, *, eval: Dataset | None = None, tokenizer, renderer: R
             checks[name], findings = outcome.data, findings + outcome.findings
             progress.advance(task)
     findings.sort(key=lambda f: -SEVERITIES.index(f.severity))
-    result = AuditResult({"train": len(train), "eval": len(eval) if eval is not None else 0}, train.format,
-                         checks, findings, seconds, max_ids=cfg.max_ids)
+    result = AuditResult(
+        {"train": len(train), "eval": len(eval) if eval is not None else 0},
+        train.format,
+        checks,
+        findings,
+        seconds,
+        max_ids=cfg.max_ids,
+    )
     if out_dir is not None:
         from . import plots
 

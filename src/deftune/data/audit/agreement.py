@@ -26,7 +26,7 @@ def ratings(annotations: list[list[str | None]]) -> tuple[np.ndarray, list[str]]
     width = max(map(len, annotations))
     matrix = np.full((len(annotations), width), -1)
     for u, row in enumerate(annotations):
-        matrix[u, :len(row)] = [-1 if a is None else code[a] for a in row]
+        matrix[u, : len(row)] = [-1 if a is None else code[a] for a in row]
     return matrix, categories
 
 
@@ -67,8 +67,13 @@ def pairwise_cohen(matrix: np.ndarray) -> list[dict]:
     for a, b in combinations(range(matrix.shape[1]), 2):
         both = (matrix[:, a] >= 0) & (matrix[:, b] >= 0)
         if both.sum() >= 2 and len(np.unique(matrix[both][:, [a, b]])) >= 2:
-            pairs.append({"annotators": [a, b], "records": int(both.sum()),
-                          "kappa": float(cohen_kappa_score(matrix[both, a], matrix[both, b]))})
+            pairs.append(
+                {
+                    "annotators": [a, b],
+                    "records": int(both.sum()),
+                    "kappa": float(cohen_kappa_score(matrix[both, a], matrix[both, b])),
+                }
+            )
     return pairs
 
 
@@ -89,31 +94,61 @@ def run(ctx: Context) -> CheckResult:
     o = coincidences(counts)
     per_class = {c: (float(o[i, i] / o[i].sum()) if o[i].sum() else None) for i, c in enumerate(categories)}
     agreement = unit_agreement(counts)
-    disputed = [u for u in np.argsort(agreement, kind="stable") if agreement[u] < 1][:cfg.disputed]
+    disputed = [u for u in np.argsort(agreement, kind="stable") if agreement[u] < 1][: cfg.disputed]
     alpha = krippendorff_alpha(counts)
-    data = {"annotated": len(annotated), "annotators": matrix.shape[1], "categories": categories,
-            "cohen_kappa": pairwise_cohen(matrix), "fleiss_kappa": _fleiss(counts, matrix.shape[1]),
-            "krippendorff_alpha": {"alpha": alpha, "level": "nominal"},
-            "per_class_agreement": {"unit": "share of pairable values matched by the same class", **per_class},
-            "most_disputed": [{"id": ids[u], "agreement": agreement[u],
-                               "labels": {categories[c]: int(counts[u, c]) for c in np.flatnonzero(counts[u])}}
-                              for u in disputed]}
+    data = {
+        "annotated": len(annotated),
+        "annotators": matrix.shape[1],
+        "categories": categories,
+        "cohen_kappa": pairwise_cohen(matrix),
+        "fleiss_kappa": _fleiss(counts, matrix.shape[1]),
+        "krippendorff_alpha": {"alpha": alpha, "level": "nominal"},
+        "per_class_agreement": {"unit": "share of pairable values matched by the same class", **per_class},
+        "most_disputed": [
+            {
+                "id": ids[u],
+                "agreement": agreement[u],
+                "labels": {categories[c]: int(counts[u, c]) for c in np.flatnonzero(counts[u])},
+            }
+            for u in disputed
+        ],
+    }
     findings = []
     if np.isfinite(alpha) and alpha < cfg.min_agreement:
-        findings.append(Finding("agreement", "warning", "low-agreement",
-                                f"annotators agree poorly: Krippendorff's alpha (nominal) is {alpha:.2f}, below "
-                                f"{cfg.min_agreement}; most disputed: {mention(ids[disputed])}", list(ids[disputed])))
+        findings.append(
+            Finding(
+                "agreement",
+                "warning",
+                "low-agreement",
+                f"annotators agree poorly: Krippendorff's alpha (nominal) is {alpha:.2f}, below "
+                f"{cfg.min_agreement}; most disputed: {mention(ids[disputed])}",
+                list(ids[disputed]),
+            )
+        )
     for c, (name, share) in enumerate(per_class.items()):
         if share is not None and share < cfg.min_agreement:
             involved = list(ids[(counts[:, c] > 0) & (agreement < 1)])
-            findings.append(Finding("agreement", "warning", "class-disagreement",
-                                    f"annotators rarely agree on '{name}': {100 * share:.0f}% of its pairable "
-                                    f"values are matched by another '{name}'; disputed records: {mention(involved)}",
-                                    involved))
+            findings.append(
+                Finding(
+                    "agreement",
+                    "warning",
+                    "class-disagreement",
+                    f"annotators rarely agree on '{name}': {100 * share:.0f}% of its pairable "
+                    f"values are matched by another '{name}'; disputed records: {mention(involved)}",
+                    involved,
+                )
+            )
     if disputed:
-        findings.append(Finding("agreement", "info", "disputed",
-                                f"{int((agreement < 1).sum())} annotated records have disagreeing labels; most "
-                                f"disputed: {mention(ids[disputed])}", list(ids[disputed])))
+        findings.append(
+            Finding(
+                "agreement",
+                "info",
+                "disputed",
+                f"{int((agreement < 1).sum())} annotated records have disagreeing labels; most "
+                f"disputed: {mention(ids[disputed])}",
+                list(ids[disputed]),
+            )
+        )
     findings += _label_vs_majority(ctx, annotated)
     return CheckResult(data, findings)
 
@@ -123,6 +158,12 @@ def _label_vs_majority(ctx: Context, annotated: list[int]) -> list[Finding]:
     odd = [r.id for r in records if r.label is not None and majority(r.annotations) not in (None, r.label)]
     if not odd:
         return []
-    return [Finding("agreement", "warning", "label-vs-annotators",
-                    f"{len(odd)} records carry a label that differs from their annotators' majority: {mention(odd)}",
-                    odd)]
+    return [
+        Finding(
+            "agreement",
+            "warning",
+            "label-vs-annotators",
+            f"{len(odd)} records carry a label that differs from their annotators' majority: {mention(odd)}",
+            odd,
+        )
+    ]

@@ -20,35 +20,131 @@ if TYPE_CHECKING:
 
 LEXICON: dict[str, dict[str, list[str]]] = {
     "gender": {
-        "female": ["she", "her", "hers", "herself", "woman", "women", "girl", "girls", "mother", "mothers",
-                   "daughter", "daughters", "wife", "wives", "sister", "sisters", "aunt", "niece", "mrs", "ms",
-                   "lady", "ladies", "female", "females", "queen", "actress", "grandmother", "girlfriend"],
-        "male": ["he", "him", "his", "himself", "man", "men", "boy", "boys", "father", "fathers", "son", "sons",
-                 "husband", "husbands", "brother", "brothers", "uncle", "nephew", "mr", "gentleman", "gentlemen",
-                 "male", "males", "king", "actor", "grandfather", "boyfriend"]},
+        "female": [
+            "she",
+            "her",
+            "hers",
+            "herself",
+            "woman",
+            "women",
+            "girl",
+            "girls",
+            "mother",
+            "mothers",
+            "daughter",
+            "daughters",
+            "wife",
+            "wives",
+            "sister",
+            "sisters",
+            "aunt",
+            "niece",
+            "mrs",
+            "ms",
+            "lady",
+            "ladies",
+            "female",
+            "females",
+            "queen",
+            "actress",
+            "grandmother",
+            "girlfriend",
+        ],
+        "male": [
+            "he",
+            "him",
+            "his",
+            "himself",
+            "man",
+            "men",
+            "boy",
+            "boys",
+            "father",
+            "fathers",
+            "son",
+            "sons",
+            "husband",
+            "husbands",
+            "brother",
+            "brothers",
+            "uncle",
+            "nephew",
+            "mr",
+            "gentleman",
+            "gentlemen",
+            "male",
+            "males",
+            "king",
+            "actor",
+            "grandfather",
+            "boyfriend",
+        ],
+    },
     "religion": {
-        "christian": ["christian", "christians", "christianity", "church", "churches", "catholic", "catholics",
-                      "protestant", "protestants"],
+        "christian": [
+            "christian",
+            "christians",
+            "christianity",
+            "church",
+            "churches",
+            "catholic",
+            "catholics",
+            "protestant",
+            "protestants",
+        ],
         "muslim": ["muslim", "muslims", "islam", "islamic", "mosque", "mosques"],
         "jewish": ["jewish", "jew", "jews", "judaism", "synagogue"],
         "hindu": ["hindu", "hindus", "hinduism"],
         "buddhist": ["buddhist", "buddhists", "buddhism"],
         "sikh": ["sikh", "sikhs", "sikhism"],
-        "atheist": ["atheist", "atheists", "atheism"]},
+        "atheist": ["atheist", "atheists", "atheism"],
+    },
     "nationality_ethnicity": {
-        "american": ["american", "americans"], "british": ["british", "briton", "britons"],
-        "chinese": ["chinese"], "indian": ["indian", "indians"], "japanese": ["japanese"],
-        "russian": ["russian", "russians"], "french": ["french"], "german": ["german", "germans"],
-        "african": ["african", "africans"], "arab": ["arab", "arabs", "arabic"],
+        "american": ["american", "americans"],
+        "british": ["british", "briton", "britons"],
+        "chinese": ["chinese"],
+        "indian": ["indian", "indians"],
+        "japanese": ["japanese"],
+        "russian": ["russian", "russians"],
+        "french": ["french"],
+        "german": ["german", "germans"],
+        "african": ["african", "africans"],
+        "arab": ["arab", "arabs", "arabic"],
         "hispanic": ["hispanic", "hispanics", "latino", "latinos", "latina", "latinas"],
-        "mexican": ["mexican", "mexicans"], "asian": ["asian", "asians"],
+        "mexican": ["mexican", "mexicans"],
+        "asian": ["asian", "asians"],
         "black": ["black people", "black man", "black woman", "black men", "black women"],
-        "white": ["white people", "white man", "white woman", "white men", "white women"]},
+        "white": ["white people", "white man", "white woman", "white men", "white women"],
+    },
     "age": {
-        "young": ["young", "youth", "youths", "teenager", "teenagers", "teen", "teens", "child", "children", "kid",
-                  "kids", "adolescent", "adolescents"],
-        "old": ["elderly", "pensioner", "pensioners", "retiree", "retirees", "senior citizens", "older people",
-                "old people", "old man", "old woman"]},
+        "young": [
+            "young",
+            "youth",
+            "youths",
+            "teenager",
+            "teenagers",
+            "teen",
+            "teens",
+            "child",
+            "children",
+            "kid",
+            "kids",
+            "adolescent",
+            "adolescents",
+        ],
+        "old": [
+            "elderly",
+            "pensioner",
+            "pensioners",
+            "retiree",
+            "retirees",
+            "senior citizens",
+            "older people",
+            "old people",
+            "old man",
+            "old woman",
+        ],
+    },
 }
 
 
@@ -66,8 +162,9 @@ def detect(texts: list[str], terms: dict[str, dict[str, list[str]]]) -> dict[str
     cols = [c for c, (attribute, group) in enumerate(columns) for _ in terms[attribute][group]]
     to_group = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(vocabulary), len(columns)))
     longest = max(len(t.split()) for t in vocabulary)
-    found = CountVectorizer(vocabulary=vocabulary, ngram_range=(1, longest), token_pattern=r"(?u)\b\w+\b",
-                            binary=True).transform(texts)
+    found = CountVectorizer(
+        vocabulary=vocabulary, ngram_range=(1, longest), token_pattern=r"(?u)\b\w+\b", binary=True
+    ).transform(texts)
     hits = pd.DataFrame(((found @ to_group) > 0).toarray(), columns=pd.MultiIndex.from_tuples(columns))
     return {attribute: hits[attribute] for attribute in terms}
 
@@ -86,10 +183,12 @@ def _representation(attribute: str, hits: pd.DataFrame, ctx: Context) -> tuple[d
     mentioned = int(hits.any(axis=1).sum())
     present = counts[counts > 0]
     labels = ctx.train.labels
-    data = {"records": mentioned, "share_of_all": mentioned / len(hits),
-            "groups": {g: {"records": int(n), "share": n / mentioned if mentioned else None}
-                       for g, n in counts.items()},
-            "absent": list(counts.index[counts == 0])}
+    data = {
+        "records": mentioned,
+        "share_of_all": mentioned / len(hits),
+        "groups": {g: {"records": int(n), "share": n / mentioned if mentioned else None} for g, n in counts.items()},
+        "absent": list(counts.index[counts == 0]),
+    }
     if ctx.train.labelled.any():
         data["per_label"] = {g: pd.Series(labels[hits[g].to_numpy()]).value_counts().to_dict() for g in present.index}
     if len(present) < 2:
@@ -98,10 +197,16 @@ def _representation(attribute: str, hits: pd.DataFrame, ctx: Context) -> tuple[d
     findings = []
     for group, n in present[present < floor * mentioned].items():
         ids = list(ctx.train.ids[hits[group].to_numpy()])
-        findings.append(Finding(
-            "bias", "warning", "under-represented",
-            f"{attribute} group '{group}' is under-represented: {n} of {mentioned} records that mention {attribute} "
-            f"({pct(n / mentioned)}; an equal share would be {pct(1 / len(present))}): {mention(ids)}", ids))
+        findings.append(
+            Finding(
+                "bias",
+                "warning",
+                "under-represented",
+                f"{attribute} group '{group}' is under-represented: {n} of {mentioned} records that mention {attribute} "
+                f"({pct(n / mentioned)}; an equal share would be {pct(1 / len(present))}): {mention(ids)}",
+                ids,
+            )
+        )
     return data, findings
 
 
@@ -125,13 +230,22 @@ def _parity(attribute: str, hits: pd.DataFrame, ctx: Context) -> tuple[dict, lis
         if frame.difference() > cfg.parity_difference:
             low, high = rates.idxmin(), rates.idxmax()
             ids = list(train.ids[positions[kept.to_numpy() == low]])
-            findings.append(Finding(
-                "bias", "warning", "label-parity",
-                f"label '{label}' goes to {pct(rates[high])} of records mentioning {attribute} group '{high}' but "
-                f"{pct(rates[low])} of those mentioning '{low}' (statistical parity difference "
-                f"{frame.difference():.2f}, ratio {frame.ratio():.2f}); '{low}' records: {mention(ids)}", ids))
-    return {"labels": data, "records": len(kept), "note": f"groups with at least {cfg.min_group_records} records "
-                                                          "that mention one group only"}, findings
+            findings.append(
+                Finding(
+                    "bias",
+                    "warning",
+                    "label-parity",
+                    f"label '{label}' goes to {pct(rates[high])} of records mentioning {attribute} group '{high}' but "
+                    f"{pct(rates[low])} of those mentioning '{low}' (statistical parity difference "
+                    f"{frame.difference():.2f}, ratio {frame.ratio():.2f}); '{low}' records: {mention(ids)}",
+                    ids,
+                )
+            )
+    return {
+        "labels": data,
+        "records": len(kept),
+        "note": f"groups with at least {cfg.min_group_records} records that mention one group only",
+    }, findings
 
 
 def run(ctx: Context) -> CheckResult:

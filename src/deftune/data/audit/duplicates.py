@@ -24,8 +24,14 @@ SEPARATOR = "\x1f"
 
 def normalise(texts: list[str]) -> pd.Series:
     """Unicode-normalised, lower-cased, punctuation-free text with single spaces."""
-    return (pd.Series(texts, dtype=object).str.normalize("NFKC").str.lower()
-            .str.replace(r"[^\w\s]+", " ", regex=True).str.split().str.join(" "))
+    return (
+        pd.Series(texts, dtype=object)
+        .str.normalize("NFKC")
+        .str.lower()
+        .str.replace(r"[^\w\s]+", " ", regex=True)
+        .str.split()
+        .str.join(" ")
+    )
 
 
 def _groups(keys: pd.Series) -> list[np.ndarray]:
@@ -41,8 +47,7 @@ def _components(pairs: list[tuple[int, int]], n: int) -> list[np.ndarray]:
     if not pairs:
         return []
     rows, cols = np.array(pairs).T
-    _, component = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)),
-                                        directed=False)
+    _, component = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
     return _groups(pd.Series(component)[np.isin(np.arange(n), np.concatenate([rows, cols]))])
 
 
@@ -51,8 +56,15 @@ def _minhashes(texts: pd.Series, ctx: Context) -> list[MinHash]:
     n = ctx.cfg.shingle
     if texts.empty:
         return []
-    shingles = HashingVectorizer(analyzer="char", ngram_range=(n, n), n_features=HASH_SPACE, alternate_sign=False,
-                                 norm=None, binary=True, lowercase=False).transform(texts)
+    shingles = HashingVectorizer(
+        analyzer="char",
+        ngram_range=(n, n),
+        n_features=HASH_SPACE,
+        alternate_sign=False,
+        norm=None,
+        binary=True,
+        lowercase=False,
+    ).transform(texts)
     rows = np.split(shingles.indices, shingles.indptr[1:-1])
     return MinHash.bulk(rows, num_perm=ctx.cfg.minhash_permutations, seed=ctx.seed, hashfunc=int)
 
@@ -81,8 +93,9 @@ def _group_finding(code: str, severity: str, groups: list[np.ndarray], ids: np.n
     members = [ids[g] for g in groups]
     flat = [i for g in members for i in g]
     examples = "; ".join(f"[{mention(g, 3)}]" for g in members[:3])
-    return Finding("duplicates", severity, code, f"{len(groups)} groups of {what} ({len(flat)} records), "
-                                                 f"e.g. {examples}", flat)
+    return Finding(
+        "duplicates", severity, code, f"{len(groups)} groups of {what} ({len(flat)} records), e.g. {examples}", flat
+    )
 
 
 def _within(ctx: Context, index: Index, inputs: pd.Series, answers: pd.Series) -> tuple[dict, list[Finding]]:
@@ -93,28 +106,60 @@ def _within(ctx: Context, index: Index, inputs: pd.Series, answers: pd.Series) -
     posed = inputs != ""
     spread = answers[posed].groupby(inputs[posed]).transform("nunique")
     conflicting = _groups(inputs[posed][spread > 1])
-    data = {"exact": [list(ids[g]) for g in exact[:cfg.max_ids]],
-            "near": [list(ids[g]) for g in near[:cfg.max_ids]],
-            "conflicting": [list(ids[g]) for g in conflicting[:cfg.max_ids]],
-            "counts": {"exact_groups": len(exact), "near_groups": len(near), "conflicting_groups": len(conflicting)},
-            "near_duplicate_jaccard": cfg.near_duplicate_jaccard, "shingle": f"{cfg.shingle} characters"}
+    data = {
+        "exact": [list(ids[g]) for g in exact[: cfg.max_ids]],
+        "near": [list(ids[g]) for g in near[: cfg.max_ids]],
+        "conflicting": [list(ids[g]) for g in conflicting[: cfg.max_ids]],
+        "counts": {"exact_groups": len(exact), "near_groups": len(near), "conflicting_groups": len(conflicting)},
+        "near_duplicate_jaccard": cfg.near_duplicate_jaccard,
+        "shingle": f"{cfg.shingle} characters",
+    }
     if exact:
-        findings.append(_group_finding("exact-duplicates", "warning", exact, ids,
-                                       "exact duplicates (after normalising case, spacing and punctuation)"))
+        findings.append(
+            _group_finding(
+                "exact-duplicates",
+                "warning",
+                exact,
+                ids,
+                "exact duplicates (after normalising case, spacing and punctuation)",
+            )
+        )
     if near:
-        findings.append(_group_finding("near-duplicates", "info", near, ids,
-                                       f"near duplicates (estimated Jaccard ≥ {cfg.near_duplicate_jaccard} on "
-                                       f"{cfg.shingle}-character shingles)"))
+        findings.append(
+            _group_finding(
+                "near-duplicates",
+                "info",
+                near,
+                ids,
+                f"near duplicates (estimated Jaccard ≥ {cfg.near_duplicate_jaccard} on "
+                f"{cfg.shingle}-character shingles)",
+            )
+        )
     if conflicting:
-        findings.append(_group_finding("conflicting-duplicates", "warning", conflicting, ids,
-                                       "conflicting duplicates (the same input with different answers or labels)"))
+        findings.append(
+            _group_finding(
+                "conflicting-duplicates",
+                "warning",
+                conflicting,
+                ids,
+                "conflicting duplicates (the same input with different answers or labels)",
+            )
+        )
     return data, findings
 
 
 def _ngram_overlap(train: pd.Series, evals: pd.Series, n: int) -> np.ndarray:
     """Per eval text, the share of its word n-grams that also occur in the training texts (NaN: no n-grams)."""
-    vectorizer = HashingVectorizer(analyzer="word", ngram_range=(n, n), n_features=HASH_SPACE, alternate_sign=False,
-                                   norm=None, binary=True, lowercase=False, token_pattern=r"\S+")
+    vectorizer = HashingVectorizer(
+        analyzer="word",
+        ngram_range=(n, n),
+        n_features=HASH_SPACE,
+        alternate_sign=False,
+        norm=None,
+        binary=True,
+        lowercase=False,
+        token_pattern=r"\S+",
+    )
     seen = np.unique(vectorizer.transform(train).indices)
     grams = vectorizer.transform(evals)
     hits = grams.copy()
@@ -132,31 +177,54 @@ def _overlap(ctx: Context, index: Index, content: pd.Series, inputs: pd.Series) 
     shares = _ngram_overlap(content, eval_content, cfg.overlap_ngram)
     shingled = _shingled(eval_content, ctx)
     near = {p: index.matches(m) for p, m in zip(shingled.tolist(), _minhashes(eval_content.iloc[shingled], ctx))}
-    methods = {"exact input": ~np.isnan(exact), f"{cfg.overlap_ngram}-gram overlap": shares >= cfg.overlap_share,
-               "near duplicate": np.isin(np.arange(len(evals)), [p for p, found in near.items() if found])}
+    methods = {
+        "exact input": ~np.isnan(exact),
+        f"{cfg.overlap_ngram}-gram overlap": shares >= cfg.overlap_share,
+        "near duplicate": np.isin(np.arange(len(evals)), [p for p, found in near.items() if found]),
+    }
     leaks = []
     for position in np.flatnonzero(np.logical_or.reduce(list(methods.values()))):
         match = exact[position] if not np.isnan(exact[position]) else (near.get(position) or [None])[0]
-        leaks.append({"eval": evals.ids[position], "train": None if match is None else train.ids[int(match)],
-                      "how": [name for name, hit in methods.items() if hit[position]]})
-    data = {"leaked": len(leaks), "eval_records": len(evals),
-            "by_method": {name: int(hit.sum()) for name, hit in methods.items()},
-            "overlap_ngram": f"{cfg.overlap_ngram} words", "overlap_share": cfg.overlap_share,
-            "ngram_overlap": _summary(shares), "leaks": leaks[:cfg.max_ids]}
+        leaks.append(
+            {
+                "eval": evals.ids[position],
+                "train": None if match is None else train.ids[int(match)],
+                "how": [name for name, hit in methods.items() if hit[position]],
+            }
+        )
+    data = {
+        "leaked": len(leaks),
+        "eval_records": len(evals),
+        "by_method": {name: int(hit.sum()) for name, hit in methods.items()},
+        "overlap_ngram": f"{cfg.overlap_ngram} words",
+        "overlap_share": cfg.overlap_share,
+        "ngram_overlap": _summary(shares),
+        "leaks": leaks[: cfg.max_ids],
+    }
     if not leaks:
         return data, []
     leaked = [leak["eval"] for leak in leaks]
     examples = "; ".join(f"{leak['eval']} ~ {leak['train'] or '?'}" for leak in leaks[:3])
-    return data, [Finding("duplicates", "error", "train-eval-overlap",
-                          f"{len(leaks)} eval records ({pct(len(leaks) / len(evals))}) overlap the training data "
-                          f"(exact input, {cfg.overlap_ngram}-word n-grams or MinHash), e.g. {examples}; eval ids: "
-                          f"{mention(leaked)}", leaked)]
+    return data, [
+        Finding(
+            "duplicates",
+            "error",
+            "train-eval-overlap",
+            f"{len(leaks)} eval records ({pct(len(leaks) / len(evals))}) overlap the training data "
+            f"(exact input, {cfg.overlap_ngram}-word n-grams or MinHash), e.g. {examples}; eval ids: "
+            f"{mention(leaked)}",
+            leaked,
+        )
+    ]
 
 
 def _summary(shares: np.ndarray) -> dict:
     shares = shares[np.isfinite(shares)]
-    return {"unit": "share of an eval record's n-grams seen in training", "checked": int(len(shares)),
-            "mean": float(shares.mean()) if len(shares) else None}
+    return {
+        "unit": "share of an eval record's n-grams seen in training",
+        "checked": int(len(shares)),
+        "mean": float(shares.mean()) if len(shares) else None,
+    }
 
 
 def _inputs(fmt: str, prompts: pd.Series, responses: pd.Series) -> pd.Series:

@@ -21,8 +21,14 @@ class Finding:
     ids: list[str] = field(default_factory=list)
 
     def to_json(self, max_ids: int) -> dict:
-        return {"check": self.check, "severity": self.severity, "code": self.code, "message": self.message,
-                "count": len(self.ids), "ids": [str(i) for i in self.ids[:max_ids]]}
+        return {
+            "check": self.check,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "count": len(self.ids),
+            "ids": [str(i) for i in self.ids[:max_ids]],
+        }
 
 
 @dataclass
@@ -50,9 +56,20 @@ def distribution(values, unit: str, bins: int = 20) -> dict:
         return {"unit": unit, "count": 0}
     q = np.percentile(values, [5, 25, 50, 75, 95])
     counts, edges = np.histogram(values, bins=bins)
-    return {"unit": unit, "count": int(len(values)), "mean": float(values.mean()), "std": float(values.std()),
-            "min": float(values.min()), "p5": q[0], "p25": q[1], "p50": q[2], "p75": q[3], "p95": q[4],
-            "max": float(values.max()), "histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}
+    return {
+        "unit": unit,
+        "count": int(len(values)),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "min": float(values.min()),
+        "p5": q[0],
+        "p25": q[1],
+        "p50": q[2],
+        "p75": q[3],
+        "p95": q[4],
+        "max": float(values.max()),
+        "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+    }
 
 
 def plain(value: Any) -> Any:

@@ -43,26 +43,47 @@ def run(ctx: Context) -> CheckResult:
         return CheckResult({"skipped": reason})
     labels = pd.Categorical(train.labels[positions])
     texts = [train.contents[p] for p in positions]
-    classifier = make_pipeline(TfidfVectorizer(sublinear_tf=True, max_features=cfg.vocabulary),
-                               LogisticRegression(solver="saga", C=10, max_iter=1000, random_state=ctx.seed))
+    classifier = make_pipeline(
+        TfidfVectorizer(sublinear_tf=True, max_features=cfg.vocabulary),
+        LogisticRegression(solver="saga", C=10, max_iter=1000, random_state=ctx.seed),
+    )
     folds = StratifiedKFold(n_splits=cfg.classifier_folds, shuffle=True, random_state=ctx.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         probabilities = cross_val_predict(classifier, texts, labels.codes, cv=folds, method="predict_proba")
     ranked = find_label_issues(labels.codes, probabilities, return_indices_ranked_by="self_confidence")
     suggested = probabilities.argmax(axis=1)
-    issues = [{"id": train.ids[positions[i]], "label": labels.categories[labels.codes[i]],
-               "suggested": labels.categories[suggested[i]],
-               "label_probability": float(probabilities[i, labels.codes[i]])} for i in ranked]
-    data = {"checked": len(positions), "classifier": "TF-IDF + logistic regression",
-            "folds": cfg.classifier_folds,
-            "out_of_sample_accuracy": float((suggested == labels.codes).mean()),
-            "issues": len(issues), "likely_errors": issues[:cfg.max_ids]}
+    issues = [
+        {
+            "id": train.ids[positions[i]],
+            "label": labels.categories[labels.codes[i]],
+            "suggested": labels.categories[suggested[i]],
+            "label_probability": float(probabilities[i, labels.codes[i]]),
+        }
+        for i in ranked
+    ]
+    data = {
+        "checked": len(positions),
+        "classifier": "TF-IDF + logistic regression",
+        "folds": cfg.classifier_folds,
+        "out_of_sample_accuracy": float((suggested == labels.codes).mean()),
+        "issues": len(issues),
+        "likely_errors": issues[: cfg.max_ids],
+    }
     if not issues:
         return CheckResult(data)
     ids = [issue["id"] for issue in issues]
     examples = "; ".join(f"{i['id']} labelled '{i['label']}', looks like '{i['suggested']}'" for i in issues[:3])
-    return CheckResult(data, [Finding(
-        "labels", "warning", "label-errors",
-        f"{len(issues)} of {len(positions)} checked records ({pct(len(issues) / len(positions))}) look mislabelled "
-        f"(cleanlab, out-of-sample TF-IDF + logistic regression), e.g. {examples}; all: {mention(ids)}", ids)])
+    return CheckResult(
+        data,
+        [
+            Finding(
+                "labels",
+                "warning",
+                "label-errors",
+                f"{len(issues)} of {len(positions)} checked records ({pct(len(issues) / len(positions))}) look mislabelled "
+                f"(cleanlab, out-of-sample TF-IDF + logistic regression), e.g. {examples}; all: {mention(ids)}",
+                ids,
+            )
+        ],
+    )

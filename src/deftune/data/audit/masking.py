@@ -23,6 +23,7 @@ ZERO_TRAINED = "example trains on zero tokens"
 @dataclass
 class Rendering:
     """Token counts per record (zeros where rendering failed) and the failures' messages."""
+
     total: np.ndarray
     trained: np.ndarray
     beyond: np.ndarray  # tokens past max_length
@@ -60,19 +61,34 @@ def run(ctx: Context) -> CheckResult:
     by_problem: dict[str, list[str]] = defaultdict(list)
     for i, message in rendering.errors.items():
         by_problem[message.split(": ")[0]].append(ids[i])
-    data = {"examples": len(ids), "passed": int(ok.sum()), "failed": len(rendering.errors),
-            "tokens": {"unit": "tokens", "total": total, "trained": trained},
-            "trained_share": trained / total if total else None,
-            "trained_share_per_example": distribution(rendering.trained[ok] / np.maximum(rendering.total[ok], 1),
-                                                      "share of the example's tokens"),
-            "problems": {problem: {"count": len(found), "ids": found[:ctx.cfg.max_ids]}
-                         for problem, found in by_problem.items()}}
+    data = {
+        "examples": len(ids),
+        "passed": int(ok.sum()),
+        "failed": len(rendering.errors),
+        "tokens": {"unit": "tokens", "total": total, "trained": trained},
+        "trained_share": trained / total if total else None,
+        "trained_share_per_example": distribution(
+            rendering.trained[ok] / np.maximum(rendering.total[ok], 1), "share of the example's tokens"
+        ),
+        "problems": {
+            problem: {"count": len(found), "ids": found[: ctx.cfg.max_ids]} for problem, found in by_problem.items()
+        },
+    }
     findings = []
     for problem, found in by_problem.items():
         zero = problem.startswith(ZERO_TRAINED)
-        what = ("train on zero tokens (empty or fully masked answers)" if zero
-                else f"fail the masking self-check ({problem})")
-        findings.append(Finding("masking", "error", "zero-trained" if zero else "masking-error",
-                                f"{len(found)} examples ({pct(len(found) / len(ids))}) {what}: {mention(found)}",
-                                found))
+        what = (
+            "train on zero tokens (empty or fully masked answers)"
+            if zero
+            else f"fail the masking self-check ({problem})"
+        )
+        findings.append(
+            Finding(
+                "masking",
+                "error",
+                "zero-trained" if zero else "masking-error",
+                f"{len(found)} examples ({pct(len(found) / len(ids))}) {what}: {mention(found)}",
+                found,
+            )
+        )
     return CheckResult(data, findings)

@@ -50,8 +50,9 @@ def _bars(title: str, unit: str, series: dict[str, dict[str, float]], *, size=(8
     width = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
         ax.bar([x + i * width for x in range(len(names))], [values.get(n) or 0 for n in names], width, label=label)
-    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(names))], names, rotation=30, ha="right",
-                  fontsize=8)
+    ax.set_xticks(
+        [x + width * (len(series) - 1) / 2 for x in range(len(names))], names, rotation=30, ha="right", fontsize=8
+    )
     ax.set(ylabel=unit, title=title)
     if len(series) > 1:
         ax.legend()
@@ -76,13 +77,19 @@ def _labels(checks: dict):
 
 def _groups(checks: dict):
     attributes = checks.get("bias", {}).get("attributes", {})
-    counts = {f"{a}: {g}": v["records"] for a, data in attributes.items() for g, v in data["groups"].items()
-              if v["records"]}
+    counts = {
+        f"{a}: {g}": v["records"] for a, data in attributes.items() for g, v in data["groups"].items() if v["records"]
+    }
     return _bars("Group representation", "records", {"train": counts}, size=(9, 3.5)) if counts else None
 
 
-FIGURES = {"token_lengths": _token_lengths, "readability": _readability, "topics": _topics, "labels": _labels,
-           "groups": _groups}
+FIGURES = {
+    "token_lengths": _token_lengths,
+    "readability": _readability,
+    "topics": _topics,
+    "labels": _labels,
+    "groups": _groups,
+}
 
 
 def draw(checks: dict, out_dir: Path) -> list[dict]:

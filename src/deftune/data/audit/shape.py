@@ -20,22 +20,37 @@ LANGUAGE_CHARS = 400  # characters of each record that language identification r
 def _lengths(ctx: Context) -> tuple[dict, list[Finding]]:
     rendering, ids, limit = ctx.rendering, ctx.train.ids, ctx.renderer.max_length
     ok = rendering.ok
-    data = {"tokens": {"prompt": distribution((rendering.total - rendering.trained)[ok], "tokens"),
-                       "response": distribution(rendering.trained[ok], "tokens"),
-                       "total": distribution(rendering.total[ok], "tokens")},
-            "max_length": limit}
+    data = {
+        "tokens": {
+            "prompt": distribution((rendering.total - rendering.trained)[ok], "tokens"),
+            "response": distribution(rendering.trained[ok], "tokens"),
+            "total": distribution(rendering.total[ok], "tokens"),
+        },
+        "max_length": limit,
+    }
     findings = []
     over = np.flatnonzero(rendering.beyond > 0)
     if len(over):
         cut, cut_trained = int(rendering.beyond[over].sum()), int(rendering.trained_beyond[over].sum())
         lost = int((rendering.trained_beyond[over] == rendering.trained[over]).sum())
-        data["over_max_length"] = {"records": len(over), "tokens_cut": cut, "trained_tokens_cut": cut_trained,
-                                   "answers_lost": lost, "unit": "tokens"}
-        findings.append(Finding(
-            "shape", "warning", "over-max-length",
-            f"{len(over)} records ({pct(len(over) / len(ids))}) are longer than data.max_length={limit} tokens and "
-            f"will be dropped from training: {mention(ids[over])}; cutting them to {limit} tokens instead would "
-            f"remove {cut} tokens, {cut_trained} of them answer tokens ({lost} answers entirely)", list(ids[over])))
+        data["over_max_length"] = {
+            "records": len(over),
+            "tokens_cut": cut,
+            "trained_tokens_cut": cut_trained,
+            "answers_lost": lost,
+            "unit": "tokens",
+        }
+        findings.append(
+            Finding(
+                "shape",
+                "warning",
+                "over-max-length",
+                f"{len(over)} records ({pct(len(over) / len(ids))}) are longer than data.max_length={limit} tokens and "
+                f"will be dropped from training: {mention(ids[over])}; cutting them to {limit} tokens instead would "
+                f"remove {cut} tokens, {cut_trained} of them answer tokens ({lost} answers entirely)",
+                list(ids[over]),
+            )
+        )
     return data, findings
 
 
@@ -49,11 +64,17 @@ def _input_cut(ctx: Context) -> tuple[dict, list[Finding]]:
         return data, []
     removed = int((lengths[cut] - limit).sum())
     data["input_cut"] = {"records": len(cut), "tokens_cut": removed, "unit": "tokens"}
-    return data, [Finding("shape", "info", "input-truncated",
-                          f"{len(cut)} texts ({pct(len(cut) / len(texts))}) are longer than data.max_input_tokens="
-                          f"{limit} and are cut in the prompt ({removed} tokens, "
-                          f"{pct(removed / lengths.sum())} of all text tokens): {mention(ctx.train.ids[cut])}",
-                          list(ctx.train.ids[cut]))]
+    return data, [
+        Finding(
+            "shape",
+            "info",
+            "input-truncated",
+            f"{len(cut)} texts ({pct(len(cut) / len(texts))}) are longer than data.max_input_tokens="
+            f"{limit} and are cut in the prompt ({removed} tokens, "
+            f"{pct(removed / lengths.sum())} of all text tokens): {mention(ctx.train.ids[cut])}",
+            list(ctx.train.ids[cut]),
+        )
+    ]
 
 
 def _empty(ctx: Context) -> tuple[dict, list[Finding]]:
@@ -65,9 +86,15 @@ def _empty(ctx: Context) -> tuple[dict, list[Finding]]:
         empty = np.flatnonzero(~pd.Series(texts, dtype=object).str.strip().astype(bool).to_numpy())
         data[f"empty_{kind}"] = len(empty)
         if len(empty):
-            findings.append(Finding("shape", severity, f"empty-{kind}",
-                                    f"{len(empty)} records have empty or whitespace-only {kind}: "
-                                    f"{mention(train.ids[empty])}", list(train.ids[empty])))
+            findings.append(
+                Finding(
+                    "shape",
+                    severity,
+                    f"empty-{kind}",
+                    f"{len(empty)} records have empty or whitespace-only {kind}: {mention(train.ids[empty])}",
+                    list(train.ids[empty]),
+                )
+            )
     return data, findings
 
 
@@ -78,17 +105,29 @@ def _labels(ctx: Context) -> tuple[dict, list[Finding]]:
         return {"labels": None}, []
     counts = pd.Series(train.labels[labelled]).value_counts()
     ratio = counts.iloc[0] / counts.iloc[-1]
-    data = {"labels": {"unit": "records", "counts": counts.to_dict(), "unlabelled": int((~labelled).sum()),
-                       "imbalance_ratio": float(ratio)}}
+    data = {
+        "labels": {
+            "unit": "records",
+            "counts": counts.to_dict(),
+            "unlabelled": int((~labelled).sum()),
+            "imbalance_ratio": float(ratio),
+        }
+    }
     if ratio <= ctx.cfg.imbalance_ratio:
         return data, []
     rare = counts[counts * ctx.cfg.imbalance_ratio < counts.iloc[0]]
     ids = list(train.ids[np.isin(train.labels, list(rare.index)) & labelled])
     listed = ", ".join(f"'{label}' {n}" for label, n in rare.items())
-    return data, [Finding("shape", "warning", "label-imbalance",
-                          f"labels are imbalanced ({ratio:.0f}× between '{counts.index[0]}' with {counts.iloc[0]} "
-                          f"records and '{counts.index[-1]}'): rare labels {listed}; their records: {mention(ids)}",
-                          ids)]
+    return data, [
+        Finding(
+            "shape",
+            "warning",
+            "label-imbalance",
+            f"labels are imbalanced ({ratio:.0f}× between '{counts.index[0]}' with {counts.iloc[0]} "
+            f"records and '{counts.index[-1]}'): rare labels {listed}; their records: {mention(ids)}",
+            ids,
+        )
+    ]
 
 
 @cache
@@ -103,8 +142,14 @@ def _languages(ctx: Context) -> tuple[dict, list[Finding]]:
     langs = np.array([identify(text[:LANGUAGE_CHARS])[0] for text in ctx.train.contents], dtype=object)
     detected = langs != "und"
     counts = pd.Series(langs[detected]).value_counts()
-    data = {"languages": {"unit": "records", "counts": counts.to_dict(), "undetermined": int((~detected).sum()),
-                         "min_confidence": ctx.cfg.language_min_confidence}}
+    data = {
+        "languages": {
+            "unit": "records",
+            "counts": counts.to_dict(),
+            "undetermined": int((~detected).sum()),
+            "min_confidence": ctx.cfg.language_min_confidence,
+        }
+    }
     if len(counts) < 2:
         return data, []
     main = counts.index[0]
@@ -112,9 +157,16 @@ def _languages(ctx: Context) -> tuple[dict, list[Finding]]:
     share = len(others) / detected.sum()
     severity = "warning" if share >= ctx.cfg.language_mix_share else "info"
     mix = ", ".join(f"{lang} {pct(n / detected.sum())}" for lang, n in counts.head(5).items())
-    return data, [Finding("shape", severity, "language-mix",
-                          f"{pct(share)} of the records whose language is clear are not in '{main}' ({mix}): "
-                          f"{mention(ctx.train.ids[others])}", list(ctx.train.ids[others]))]
+    return data, [
+        Finding(
+            "shape",
+            severity,
+            "language-mix",
+            f"{pct(share)} of the records whose language is clear are not in '{main}' ({mix}): "
+            f"{mention(ctx.train.ids[others])}",
+            list(ctx.train.ids[others]),
+        )
+    ]
 
 
 def run(ctx: Context) -> CheckResult:

@@ -30,8 +30,9 @@ class Texts:
         prompts, responses = zip(*map(prompt_and_response, records)) if records else ((), ())
         contents = [content(record) for record in records]
         labels = np.array([r.label if r.label is not None else majority(r.annotations) for r in records], dtype=object)
-        return cls(records, np.array([r.id for r in records], dtype=object), list(prompts), list(responses),
-                   contents, labels)
+        return cls(
+            records, np.array([r.id for r in records], dtype=object), list(prompts), list(responses), contents, labels
+        )
 
     @property
     def format(self) -> str:

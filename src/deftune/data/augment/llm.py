@@ -12,8 +12,11 @@ from ...core.inference import DecodingSettings, Generation, generate_detailed
 from ...core.precision import Precision
 from ...core.precision import choose as choose_precision
 
-_PREAMBLE = re.compile(r"^\s*(?:sure|certainly|okay|here(?:'s| is| are)|rewritten|paraphrase|translation)\b[^\n]*:"
-                       r"[ \t]*\n?", re.IGNORECASE)
+_PREAMBLE = re.compile(
+    r"^\s*(?:sure|certainly|okay|here(?:'s| is| are)|rewritten|paraphrase|translation)\b[^\n]*:"
+    r"[ \t]*\n?",
+    re.IGNORECASE,
+)
 _QUOTES = {'"': '"', "“": "”", "'": "'"}
 
 
@@ -27,8 +30,9 @@ class LLM:
     def prompt(self, content: str) -> str:
         """One user turn rendered for generation (the chat template when the tokenizer has one)."""
         if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                                      add_generation_prompt=True)
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+            )
         return content + "\n\n"
 
     def complete(self, contents: list[str], settings: DecodingSettings) -> list[Generation]:
@@ -37,8 +41,9 @@ class LLM:
 
 
 def load(spec: str, model_cfg: ModelConfig) -> LLM:
-    model, tokenizer = models.load(spec, dtype=model_cfg.dtype, revision=model_cfg.revision,
-                                   trust_remote_code=model_cfg.trust_remote_code)
+    model, tokenizer = models.load(
+        spec, dtype=model_cfg.dtype, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
+    )
     return LLM(model, tokenizer, spec, choose_precision(model_cfg.precision))
 
 

@@ -15,8 +15,10 @@ STYLES = {
     "shorter": "Rewrite the text below more concisely.",
     "longer": "Rewrite the text below slightly more elaborately, without adding facts.",
 }
-KEEP = ("Keep every name and number exactly as written, and keep the meaning and all the facts.{topic} Reply with "
-        "the rewritten text only.\n\nText:\n{text}")
+KEEP = (
+    "Keep every name and number exactly as written, and keep the meaning and all the facts.{topic} Reply with "
+    "the rewritten text only.\n\nText:\n{text}"
+)
 
 
 def prompt(text: str, style: str, label: str | None = None) -> str:
@@ -29,11 +31,16 @@ def style_of(k: int) -> str:
     return list(STYLES)[k % len(STYLES)]
 
 
-def paraphrase(llm: LLM, texts: list[str], labels: list[str | None], cfg: AugmentConfig,
-               seed: int) -> list[list[str]]:
+def paraphrase(llm: LLM, texts: list[str], labels: list[str | None], cfg: AugmentConfig, seed: int) -> list[list[str]]:
     """`cfg.candidates` sampled paraphrases per text (in input order); all prompts are generated in batches."""
     prompts = [prompt(t, style_of(k), label) for t, label in zip(texts, labels) for k in range(cfg.candidates)]
-    settings = DecodingSettings(max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
-                                top_p=cfg.top_p, batch_size=cfg.batch_size, seed=seed)
+    settings = DecodingSettings(
+        max_new_tokens=cfg.max_new_tokens,
+        do_sample=True,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        batch_size=cfg.batch_size,
+        seed=seed,
+    )
     replies = [clean(g.text) for g in llm.complete(prompts, settings)]
-    return [replies[i:i + cfg.candidates] for i in range(0, len(replies), cfg.candidates)]
+    return [replies[i : i + cfg.candidates] for i in range(0, len(replies), cfg.candidates)]

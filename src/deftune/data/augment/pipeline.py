@@ -62,8 +62,12 @@ def input_text(record: Record) -> str | None:
 def variant(candidate: Candidate, number: int) -> Record:
     """The source record with its input replaced, a new id, and the provenance under meta.augmentation."""
     source, text = candidate.source, candidate.text
-    changes: dict = {"id": f"{source.id}~{candidate.provenance['method']}-{number}", "annotations": None,
-                     "meta": {**source.meta, "augmentation": candidate.provenance}, "source": ""}
+    changes: dict = {
+        "id": f"{source.id}~{candidate.provenance['method']}-{number}",
+        "annotations": None,
+        "meta": {**source.meta, "augmentation": candidate.provenance},
+        "source": "",
+    }
     if source.format == "chat":
         turn = _last_user_turn(source.messages)
         changes["messages"] = [dict(m, content=text) if i == turn else dict(m) for i, m in enumerate(source.messages)]
@@ -75,8 +79,14 @@ def variant(candidate: Candidate, number: int) -> Record:
 class Engines:
     """The models augmentation uses, each loaded on first use (or given, e.g. by tests)."""
 
-    def __init__(self, config: Config, *, llm: LLM | None = None, translator: translate.Translator | None = None,
-                 embedder: filters.Embedder | None = None):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        llm: LLM | None = None,
+        translator: translate.Translator | None = None,
+        embedder: filters.Embedder | None = None,
+    ):
         self.config, self._llm, self._translator, self._embedder = config, llm, translator, embedder
 
     def llm(self) -> LLM:
@@ -107,29 +117,56 @@ def candidates(records: list[Record], config: Config, engines: Engines) -> list[
         translator = engines.translator()
         log.info("augment: back-translating %d records with %s", len(sources), translator.engine)
         back = translate.back_translate(translator, texts, cfg.source_language, cfg.pivot_language)
-        made += [Candidate(r, t, {"source_id": r.id, "method": "backtranslation", "engine": translator.engine,
-                                  "prompt_version": translator.prompt_version, "seed": seed,
-                                  "pivot": cfg.pivot_language}) for r, t in zip(sources, back)]
+        made += [
+            Candidate(
+                r,
+                t,
+                {
+                    "source_id": r.id,
+                    "method": "backtranslation",
+                    "engine": translator.engine,
+                    "prompt_version": translator.prompt_version,
+                    "seed": seed,
+                    "pivot": cfg.pivot_language,
+                },
+            )
+            for r, t in zip(sources, back)
+        ]
     if "paraphrase" in cfg.methods and sources:
         llm = engines.llm()
         log.info("augment: %d paraphrase candidates per record from %s", cfg.candidates, llm.spec)
         labels = [r.label if r.format == "classification" else None for r in sources]
         for r, options in zip(sources, paraphrase.paraphrase(llm, texts, labels, cfg, seed)):
-            made += [Candidate(r, t, {"source_id": r.id, "method": "paraphrase", "engine": f"llm {llm.spec}",
-                                      "prompt_version": paraphrase.PROMPT_VERSION, "seed": seed,
-                                      "style": paraphrase.style_of(k)}) for k, t in enumerate(options)]
+            made += [
+                Candidate(
+                    r,
+                    t,
+                    {
+                        "source_id": r.id,
+                        "method": "paraphrase",
+                        "engine": f"llm {llm.spec}",
+                        "prompt_version": paraphrase.PROMPT_VERSION,
+                        "seed": seed,
+                        "style": paraphrase.style_of(k),
+                    },
+                )
+                for k, t in enumerate(options)
+            ]
     return made
 
 
-def checks(made: list[Candidate], records: list[Record], evals: list[Record], config: Config,
-           engines: Engines) -> tuple[list[filters.Check], dict[str, str]]:
+def checks(
+    made: list[Candidate], records: list[Record], evals: list[Record], config: Config, engines: Engines
+) -> tuple[list[filters.Check], dict[str, str]]:
     """Every applicable filter on every candidate, and why the others were skipped."""
     cfg = config.data.augment
     sources, variants = [input_text(c.source) for c in made], [c.text for c in made]
-    done = [filters.length_ratio(sources, variants, cfg.min_length_ratio, cfg.max_length_ratio),
-            filters.novelty(sources, variants, cfg.max_chrf),
-            filters.similarity(engines.embedder(), sources, variants, cfg.min_similarity),
-            filters.entities_kept(sources, variants, cfg.min_entity_recall)]
+    done = [
+        filters.length_ratio(sources, variants, cfg.min_length_ratio, cfg.max_length_ratio),
+        filters.novelty(sources, variants, cfg.max_chrf),
+        filters.similarity(engines.embedder(), sources, variants, cfg.min_similarity),
+        filters.entities_kept(sources, variants, cfg.min_entity_recall),
+    ]
     ratios = None
     if cfg.max_perplexity_ratio is not None and made:
         llm = engines.llm()
@@ -147,20 +184,23 @@ def checks(made: list[Candidate], records: list[Record], evals: list[Record], co
     elif len({r.label for r in labelled}) < 2:
         skipped["label"] = "not classification data with two or more labels"
     else:
-        classifier = filters.LabelClassifier([r.text for r in labelled], [r.label for r in labelled],
-                                             config.run.seed)
+        classifier = filters.LabelClassifier([r.text for r in labelled], [r.label for r in labelled], config.run.seed)
         done.append(filters.label_kept(classifier, variants, [c.source.label for c in made]))
     eval_texts = [(r.id, input_text(r)) for r in evals if input_text(r)]
     if eval_texts:
-        done.append(filters.eval_distinct(variants, [t for _, t in eval_texts], [i for i, _ in eval_texts],
-                                          config.data.audit, config.run.seed))
+        done.append(
+            filters.eval_distinct(
+                variants, [t for _, t in eval_texts], [i for i, _ in eval_texts], config.data.audit, config.run.seed
+            )
+        )
     else:
         skipped["eval_overlap"] = "no evaluation records given"
     return sorted(done, key=lambda c: FILTER_ORDER.index(c.name)), skipped
 
 
-def _caps(made: list[Candidate], passed: np.ndarray, similarity: list[float], n_train: int, config: Config
-          ) -> tuple[list[int], dict[int, str], int]:
+def _caps(
+    made: list[Candidate], passed: np.ndarray, similarity: list[float], n_train: int, config: Config
+) -> tuple[list[int], dict[int, str], int]:
     """Indices kept after the caps, the cap that dropped each other passing candidate, and the share budget."""
     cfg = config.data.augment
     by_source: dict[str, list[int]] = {}
@@ -172,8 +212,8 @@ def _caps(made: list[Candidate], passed: np.ndarray, similarity: list[float], n_
     random.Random(config.run.seed).shuffle(order)
     for position, source in enumerate(order):
         best = sorted(by_source[source], key=lambda i: -similarity[i])
-        ranked += [(rank, position, i) for rank, i in enumerate(best[:cfg.max_per_example])]
-        dropped.update({i: "max_per_example" for i in best[cfg.max_per_example:]})
+        ranked += [(rank, position, i) for rank, i in enumerate(best[: cfg.max_per_example])]
+        dropped.update({i: "max_per_example" for i in best[cfg.max_per_example :]})
     budget = math.floor(cfg.max_share * n_train / (1 - cfg.max_share) + 1e-9)
     ranked.sort()
     dropped.update({i: "max_share" for *_, i in ranked[budget:]})
@@ -184,9 +224,15 @@ def _rate(passed: int, checked: int) -> float | None:
     return round(passed / checked, 4) if checked else None
 
 
-def augment(records: list[Record], config: Config, *, evals: Iterable[Record] = (), llm: LLM | None = None,
-            translator: translate.Translator | None = None,
-            embedder: filters.Embedder | None = None) -> AugmentResult:
+def augment(
+    records: list[Record],
+    config: Config,
+    *,
+    evals: Iterable[Record] = (),
+    llm: LLM | None = None,
+    translator: translate.Translator | None = None,
+    embedder: filters.Embedder | None = None,
+) -> AugmentResult:
     """Variants of `records` (training data) that pass every filter and the caps; `evals` are the records that no
     variant may nearly duplicate. Models not given are loaded from the config when needed."""
     evals = list(evals)
@@ -203,11 +249,15 @@ def augment(records: list[Record], config: Config, *, evals: Iterable[Record] = 
         seen[candidate.source.id] = seen.get(candidate.source.id, 0) + 1
         out.append(variant(candidate, seen[candidate.source.id]))
     chosen = set(kept)
-    rejected = [{**to_row(out[i]), "rejected": [c.reason(i) for c in done if not c.passed[i]] or [capped[i]]}
-                for i in range(len(made)) if i not in chosen]
+    rejected = [
+        {**to_row(out[i]), "rejected": [c.reason(i) for c in done if not c.passed[i]] or [capped[i]]}
+        for i in range(len(made))
+        if i not in chosen
+    ]
     accepted = [out[i] for i in kept]
-    return AugmentResult(accepted, rejected, _summary(made, done, skipped, passed, capped, budget, records, evals,
-                                                      accepted, config))
+    return AugmentResult(
+        accepted, rejected, _summary(made, done, skipped, passed, capped, budget, records, evals, accepted, config)
+    )
 
 
 def _summary(made, done, skipped, passed, capped, budget, records, evals, accepted, config) -> dict:
@@ -217,25 +267,42 @@ def _summary(made, done, skipped, passed, capped, budget, records, evals, accept
         first = next(c for c in made if c.provenance["method"] == method)
         n = int(mine.sum())
         methods[method] = {
-            "engine": first.provenance["engine"], "prompt_version": first.provenance["prompt_version"],
-            "candidates": n, "sources": len({c.source.id for c, m in zip(made, mine) if m}),
-            "filters": {c.name: {"passed": int(c.passed[mine].sum()), "checked": n,
-                                 "acceptance_rate": _rate(int(c.passed[mine].sum()), n), "threshold": c.threshold}
-                        for c in done},
+            "engine": first.provenance["engine"],
+            "prompt_version": first.provenance["prompt_version"],
+            "candidates": n,
+            "sources": len({c.source.id for c, m in zip(made, mine) if m}),
+            "filters": {
+                c.name: {
+                    "passed": int(c.passed[mine].sum()),
+                    "checked": n,
+                    "acceptance_rate": _rate(int(c.passed[mine].sum()), n),
+                    "threshold": c.threshold,
+                }
+                for c in done
+            },
             "passed_all_filters": int(passed[mine].sum()),
             "accepted": sum(r.meta["augmentation"]["method"] == method for r in accepted),
         }
         methods[method]["acceptance_rate"] = _rate(methods[method]["accepted"], n)
     caps = list(capped.values())
     return {
-        "training_records": len(records), "eval_records": len(evals), "seed": config.run.seed,
-        "candidates": len(made), "accepted": len(accepted), "rejected": len(made) - len(accepted),
+        "training_records": len(records),
+        "eval_records": len(evals),
+        "seed": config.run.seed,
+        "candidates": len(made),
+        "accepted": len(accepted),
+        "rejected": len(made) - len(accepted),
         "augmented_share": _rate(len(accepted), len(records) + len(accepted)),
-        "methods": methods, "skipped_filters": skipped,
-        "caps": {"max_per_example": {"limit": config.data.augment.max_per_example,
-                                     "dropped": caps.count("max_per_example")},
-                 "max_share": {"limit": config.data.augment.max_share, "budget_variants": budget,
-                               "dropped": caps.count("max_share")}},
+        "methods": methods,
+        "skipped_filters": skipped,
+        "caps": {
+            "max_per_example": {"limit": config.data.augment.max_per_example, "dropped": caps.count("max_per_example")},
+            "max_share": {
+                "limit": config.data.augment.max_share,
+                "budget_variants": budget,
+                "dropped": caps.count("max_share"),
+            },
+        },
         "units": {"acceptance_rate": "share of candidates", "augmented_share": "share of the augmented training set"},
     }
 
@@ -246,8 +313,10 @@ def augment_split(parts: dict[str, Dataset], config: Config, **engines) -> tuple
     train = parts["train"]
     evals = [r for name, part in parts.items() if name != "train" for r in part.records]
     result = augment(train.records, config, evals=evals, **engines)
-    return {**parts, "train": Dataset(train.records + result.accepted, train.format,
-                                      f"{train.source}+augmented")}, result
+    return {
+        **parts,
+        "train": Dataset(train.records + result.accepted, train.format, f"{train.source}+augmented"),
+    }, result
 
 
 def for_training(parts: dict[str, Dataset], config: Config, run_dir: str | Path, **engines) -> dict[str, Dataset]:

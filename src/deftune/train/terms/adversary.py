@@ -87,9 +87,19 @@ class Adversary(nn.Module, LossTerm):
     label, so only what the states say about the group beyond the label is pushed out; without, any group
     information is (demographic parity)."""
 
-    def __init__(self, model, groups: list[str], row_groups: dict[tuple[int, ...], int], *, weight: float,
-                 hidden: int, learning_rate: float = 1e-3, pooling: str = "answer", row_labels: dict[tuple[int, ...], int] | None = None,
-                 n_labels: int = 0):
+    def __init__(
+        self,
+        model,
+        groups: list[str],
+        row_groups: dict[tuple[int, ...], int],
+        *,
+        weight: float,
+        hidden: int,
+        learning_rate: float = 1e-3,
+        pooling: str = "answer",
+        row_labels: dict[tuple[int, ...], int] | None = None,
+        n_labels: int = 0,
+    ):
         super().__init__()
         size = model.config.hidden_size
         self.groups, self.row_groups, self.weight, self.pooling = groups, row_groups, weight, pooling
@@ -154,8 +164,11 @@ class Adversary(nn.Module, LossTerm):
     def logs(self, step: int) -> dict:
         """Accuracy and loss since the last call, for the log of `step` (also kept in `history`)."""
         seen = self.window["seen"]
-        found = {"adversary_accuracy": self.window["correct"] / seen, "adversary_loss": self.window["loss"] / seen
-                 } if seen else {}
+        found = (
+            {"adversary_accuracy": self.window["correct"] / seen, "adversary_loss": self.window["loss"] / seen}
+            if seen
+            else {}
+        )
         self.window = Counter()
         if found:
             self.history.append({"step": step, **found})
@@ -172,8 +185,9 @@ class Adversary(nn.Module, LossTerm):
         optimizer = torch.optim.AdamW(self.parameters(), lr=learning_rate, weight_decay=0.0)
         for _ in range(epochs):
             for batch in torch.randperm(len(rows), generator=order).split(32):
-                loss = F.cross_entropy(self(states[batch.to(device)], [keys[i] for i in batch]),
-                                       targets[batch.to(device)])
+                loss = F.cross_entropy(
+                    self(states[batch.to(device)], [keys[i] for i in batch]), targets[batch.to(device)]
+                )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -184,14 +198,17 @@ class Adversary(nn.Module, LossTerm):
 
     # ---- checkpoints: the head's weights and its log travel with the trainer's checkpoints -------------------
     def save(self, folder: Path) -> None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                  str(folder / ADVERSARY_WEIGHTS))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(folder / ADVERSARY_WEIGHTS)
+        )
         write_json(folder / ADVERSARY_STATE, {"history": self.history, "total": dict(self.total)})
 
     def restore(self, folder: Path) -> None:
         if not (folder / ADVERSARY_WEIGHTS).exists():
-            raise RunError(f"{folder}: no {ADVERSARY_WEIGHTS} (the checkpoint was saved without the adversary); "
-                           "resume with the training.adversary settings it was trained with")
+            raise RunError(
+                f"{folder}: no {ADVERSARY_WEIGHTS} (the checkpoint was saved without the adversary); "
+                "resume with the training.adversary settings it was trained with"
+            )
         self.load_state_dict(load_file(str(folder / ADVERSARY_WEIGHTS)))
         state = json.loads((folder / ADVERSARY_STATE).read_text())
         self.history, self.total = state["history"], Counter(state["total"])
@@ -200,44 +217,68 @@ class Adversary(nn.Module, LossTerm):
 @dataclass(frozen=True)
 class Grouping:
     """What the adversary and its probe read: the protected attribute, the seed and the batch size of states."""
+
     attribute: str
     seed: int
     batch_size: int
 
 
-def build(sc: AdversaryConfig, grouping: Grouping, model, rendered: list, records: list, *, packing: bool,
-          warm: bool = True) -> Adversary | None:
+def build(
+    sc: AdversaryConfig, grouping: Grouping, model, rendered: list, records: list, *, packing: bool, warm: bool = True
+) -> Adversary | None:
     """The adversary for a run (None unless `training.adversary` is enabled), warmed up on the model's states of
     a seeded subset of the grouped training rows when `warm` and `warmup_epochs` (a resumed run restores its head
     instead)."""
     if not sc.enabled:
         return None
     if packing:
-        raise ConfigError("adversarial debiasing needs one example per row; set training.packing=false",
-                          field="training.adversary.weight")
+        raise ConfigError(
+            "adversarial debiasing needs one example per row; set training.packing=false",
+            field="training.adversary.weight",
+        )
     by_id = _groups_by_id(records, grouping.attribute)
     names = sorted({g for g in by_id.values() if g is not None})
     if len(names) < 2:
-        raise ConfigError(f"adversarial debiasing needs at least two '{grouping.attribute}' groups in the training "
-                          f"data (found {names or 'none'}); set group fields or data.group_attribute",
-                          field="data.group_attribute")
+        raise ConfigError(
+            f"adversarial debiasing needs at least two '{grouping.attribute}' groups in the training "
+            f"data (found {names or 'none'}); set group fields or data.group_attribute",
+            field="data.group_attribute",
+        )
     row_groups = {tuple(r.input_ids): names.index(by_id[r.id]) for r in rendered if by_id.get(r.id) is not None}
     row_labels, labels = None, []
     if sc.objective == "odds":
         label_of = {r.id: r.label for r in records}
         labels = sorted({y for y in label_of.values() if y is not None})
         if len(labels) < 2:
-            raise ConfigError("the 'odds' objective gives the adversary each example's label: it needs "
-                              "classification data (or use training.adversary.objective=parity)",
-                              field="training.adversary.objective")
-        row_labels = {tuple(r.input_ids): labels.index(label_of[r.id]) for r in rendered
-                      if label_of.get(r.id) is not None}
-    adversary = Adversary(model, names, row_groups, weight=sc.weight, hidden=sc.hidden, learning_rate=sc.learning_rate,
-                          pooling=sc.pooling, row_labels=row_labels, n_labels=len(labels))
+            raise ConfigError(
+                "the 'odds' objective gives the adversary each example's label: it needs "
+                "classification data (or use training.adversary.objective=parity)",
+                field="training.adversary.objective",
+            )
+        row_labels = {
+            tuple(r.input_ids): labels.index(label_of[r.id]) for r in rendered if label_of.get(r.id) is not None
+        }
+    adversary = Adversary(
+        model,
+        names,
+        row_groups,
+        weight=sc.weight,
+        hidden=sc.hidden,
+        learning_rate=sc.learning_rate,
+        pooling=sc.pooling,
+        row_labels=row_labels,
+        n_labels=len(labels),
+    )
     if warm and sc.warmup_epochs:
         rows = _grouped_rows(rendered, by_id, sc.examples, grouping.seed)
-        adversary.warm_up(model, rows, epochs=sc.warmup_epochs, learning_rate=sc.learning_rate, seed=grouping.seed,
-                          batch_size=grouping.batch_size)
+        adversary.warm_up(
+            model,
+            rows,
+            epochs=sc.warmup_epochs,
+            learning_rate=sc.learning_rate,
+            seed=grouping.seed,
+            batch_size=grouping.batch_size,
+        )
     return adversary
 
 
@@ -257,11 +298,16 @@ def _states(model, rows: list, pooling: str, batch_size: int) -> np.ndarray:
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(rows), batch_size):
-        batch = Collator(0)(rows[i:i + batch_size])
-        hidden = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                       output_hidden_states=True, use_cache=False).hidden_states[-1]
-        out.append(pool(hidden, batch["attention_mask"].to(device), batch["labels"].to(device), pooling)
-                   .float().cpu().numpy())
+        batch = Collator(0)(rows[i : i + batch_size])
+        hidden = model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            output_hidden_states=True,
+            use_cache=False,
+        ).hidden_states[-1]
+        out.append(
+            pool(hidden, batch["attention_mask"].to(device), batch["labels"].to(device), pooling).float().cpu().numpy()
+        )
     model.train(was_training)
     return np.concatenate(out)
 
@@ -284,10 +330,12 @@ def probe(model, rendered: list, records: list, sc: AdversaryConfig, grouping: G
     if len(counts) < 2 or min(counts.values()) < 2:
         return {"rows": len(rows), "groups": dict(counts), "skipped": "fewer than two groups with two rows each"}
     label_of = {r.id: r.label for r in records}
-    found = {"rows": len(rows), "groups": dict(sorted(counts.items())),
-             "chance_accuracy": max(counts.values()) / len(rows),
-             "tuned_accuracy": _cv_accuracy(_states(model, rows, sc.pooling, grouping.batch_size), targets,
-                                            grouping.seed)}
+    found = {
+        "rows": len(rows),
+        "groups": dict(sorted(counts.items())),
+        "chance_accuracy": max(counts.values()) / len(rows),
+        "tuned_accuracy": _cv_accuracy(_states(model, rows, sc.pooling, grouping.batch_size), targets, grouping.seed),
+    }
     if hasattr(model, "disable_adapter"):
         with model.disable_adapter():
             base = _states(model, rows, sc.pooling, grouping.batch_size)
@@ -298,25 +346,36 @@ def probe(model, rendered: list, records: list, sc: AdversaryConfig, grouping: G
     return found
 
 
-def write_report(adversary: Adversary, model, held_out: tuple[list, list], train: tuple[list, list],
-                 sc: AdversaryConfig, grouping: Grouping, path: Path) -> dict:
+def write_report(
+    adversary: Adversary,
+    model,
+    held_out: tuple[list, list],
+    train: tuple[list, list],
+    sc: AdversaryConfig,
+    grouping: Grouping,
+    path: Path,
+) -> dict:
     """adversary.json: the head's accuracy over the last fifth of the logged steps against the majority-group
     (chance) rate, the logged history, and the probe on held-out rows (validation; the training rows when the
     held-out ones lack two groups)."""
     counts = Counter(adversary.row_groups.values())
     history = adversary.history
-    last = history[-max(1, len(history) // 5):]
+    last = history[-max(1, len(history) // 5) :]
     found = probe(model, *held_out, sc, grouping) | {"on": "validation"}
     if "skipped" in found:
         found = probe(model, *train, sc, grouping) | {"on": "train"}
-    report = {"weight": adversary.weight, "pooling": adversary.pooling, "warmup": adversary.warmup,
-              "objective": "odds" if adversary.n_labels else "parity",
-              "groups": adversary.groups,
-              "group_rows": {adversary.groups[g]: n for g, n in sorted(counts.items())},
-              "chance_accuracy": max(counts.values()) / sum(counts.values()),
-              "final_accuracy": sum(h["adversary_accuracy"] for h in last) / len(last) if last else None,
-              "overall_accuracy": (adversary.total["correct"] / adversary.total["seen"]
-                                   if adversary.total["seen"] else None),
-              "probe": found, "history": history}
+    report = {
+        "weight": adversary.weight,
+        "pooling": adversary.pooling,
+        "warmup": adversary.warmup,
+        "objective": "odds" if adversary.n_labels else "parity",
+        "groups": adversary.groups,
+        "group_rows": {adversary.groups[g]: n for g, n in sorted(counts.items())},
+        "chance_accuracy": max(counts.values()) / sum(counts.values()),
+        "final_accuracy": sum(h["adversary_accuracy"] for h in last) / len(last) if last else None,
+        "overall_accuracy": (adversary.total["correct"] / adversary.total["seen"] if adversary.total["seen"] else None),
+        "probe": found,
+        "history": history,
+    }
     write_json(path, report)
     return report
